@@ -96,6 +96,11 @@ def infer_config(shapes: Mapping[str, tuple[int, ...]], overrides: Mapping | Non
     hidden, in_ch = shapes["img_in.weight"]
     head_dim = shapes["single_blocks.0.norm.query_norm.scale"][0]
     mlp_hidden = shapes["single_blocks.0.linear2.weight"][1] - hidden
+    if mlp_hidden <= 0 or hidden % head_dim or head_dim % 8:
+        raise CheckpointError(
+            f"inconsistent DiT shapes (hidden {hidden}, head_dim {head_dim}, mlp {mlp_hidden}); the file is damaged "
+            "or not a Modality Forcing checkpoint"
+        )
     cfg = DiTConfig(
         in_channels=in_ch,
         depth_channels=shapes["depth_in.weight"][1],

@@ -44,6 +44,8 @@ class StepInfo:
 
 StepCallback = Callable[[StepInfo], None]
 
+# A first time at or above this is pure noise (tilted schedules can start at 1 - 1 ulp).
+_FULL_NOISE = 1.0 - 1e-6
 # Latent grids beyond this many tokens per side are almost surely pixel sizes passed by mistake.
 _MAX_GRID_SIDE = 512
 
@@ -81,7 +83,7 @@ def _start(
             )
         return latent.clone()
     eps = noise if noise is not None else draw()
-    if sig0 < 1.0:
+    if sig0 < _FULL_NOISE:
         if latent is None:
             raise ValueError(f"{name} starts part-way (first sigma {sig0:.4f} < 1) but no {name} latent was given")
         return (1.0 - sig0) * latent + sig0 * eps
