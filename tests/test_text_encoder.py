@@ -1,0 +1,77 @@
+"""Text embedder: parity with the reference Qwen3Embedder on a tiny random Qwen3 (fixture), and its errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from conftest import FIXTURES, load_fixture, rel_l2
+
+from mofo_core.text_encoder import PromptTooLongError, QwenTextEmbedder
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return QwenTextEmbedder.from_pretrained(FIXTURES / "tiny_qwen3", dtype=torch.float32)
+
+
+def test_matches_reference_embedder(embedder):
+    io, meta = load_fixture("text_io.safetensors")
+    prompts = meta["prompts"]
+    assert len(prompts) == 3 and "" in prompts
+    got = embedder.encode(prompts)
+    assert got.shape == io["embeddings"].shape == (3, 512, 48)
+    assert got.dtype == torch.float32
+    assert rel_l2(got, io["embeddings"]) <= 1e-5
+    assert rel_l2(embedder.encode(""), io["null"]) <= 1e-5  # the null conditioning is the encoded ""
+
+
+def test_padding_is_right_side_with_pad_id(embedder):
+    ids, mask = embedder.tokenize(["hi"])
+    n = int(mask.sum())
+    assert ids.shape == (1, 512) and n == len(embedder.tokenizer(embedder.format("hi"))["input_ids"])
+    assert torch.all(ids[0, n:] == embedder.pad_id) and torch.all(mask[0, n:] == 0)
+    assert embedder.pad_id == embedder.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+
+
+def test_long_prompt_is_a_clear_error_unless_truncation_is_asked(embedder):
+    long = "x" * 600  # one token per byte in the tiny tokenizer
+    with pytest.raises(PromptTooLongError, match=r"prompt 0 is \d+ tokens .* reads 512"):
+        embedder.encode(long)
+    ids, mask = embedder.tokenize([long], truncate=True)
+    assert int(mask.sum()) == 512
+    full = embedder.tokenizer(embedder.format(long))["input_ids"]
+    assert ids[0].tolist() == full[:512]  # the reference's right truncation
+    assert embedder.encode(long, truncate=True).shape == (1, 512, 48)
+
+
+def test_release_frees_and_refuses_further_use(tmp_path):
+    e = QwenTextEmbedder.from_pretrained(FIXTURES / "tiny_qwen3", dtype=torch.float32)
+    e.release()
+    with pytest.raises(RuntimeError, match="released"):
+        e.encode("a")
+
+
+def test_wrong_model_type_and_incomplete_weights_are_errors(tmp_path):
+    d = tmp_path / "te"
+    shutil.copytree(FIXTURES / "tiny_qwen3", d)
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, "num_hidden_layers": 12, "layer_types": cfg["layer_types"][:12]}))
+    with pytest.raises(ValueError, match="hidden state 27 is needed"):
+        QwenTextEmbedder.from_pretrained(d)
+    from safetensors.torch import load_file, save_file
+
+    (d / "config.json").write_text(json.dumps(cfg))
+    sd = load_file(d / "model.safetensors")
+    save_file({k: v for k, v in sd.items() if "layers.3." not in k}, d / "model.safetensors")
+    with pytest.raises(ValueError, match="missing .* tensors"):
+        QwenTextEmbedder.from_pretrained(d)
+
+
+def test_bf16_default_is_close_to_fp32(embedder):
+    e16 = QwenTextEmbedder.from_pretrained(FIXTURES / "tiny_qwen3")
+    assert next(e16.model.parameters()).dtype == torch.bfloat16
+    a, b = e16.encode("a cat"), embedder.encode("a cat")
+    assert a.dtype == torch.float32 and rel_l2(a, b) < 0.1
