@@ -11,6 +11,8 @@ level: text -> RGB + depth, image -> depth, depth -> image. Public API:
 Nothing here imports ComfyUI, downloads, or prints.
 """
 
+from .autoencoder import Flux2AutoEncoder, build_autoencoder, latent_to_tokens, load_autoencoder, tokens_to_latent
+from .autoencoder_blocks import AutoEncoderConfig
 from .config import VARIANTS, DiTConfig, tiny
 from .depth_codec import decode_depth, encode_depth
 from .loading import CheckpointError, build_dit, infer_config, load_dit
@@ -22,17 +24,23 @@ __version__ = "0.1.0"
 
 __all__ = [
     "VARIANTS",
+    "AutoEncoderConfig",
     "CheckpointError",
     "DiTConfig",
+    "Flux2AutoEncoder",
     "MofoDiT",
     "StepInfo",
     "__version__",
+    "build_autoencoder",
     "build_dit",
     "decode_depth",
     "encode_depth",
     "infer_config",
+    "latent_to_tokens",
+    "load_autoencoder",
     "load_dit",
     "sample",
     "schedule",
     "tiny",
+    "tokens_to_latent",
 ]

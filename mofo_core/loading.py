@@ -175,6 +175,7 @@ def load_dit(
     head_dtype: torch.dtype | None = torch.float32,
     operations=torch_ops,
     config_json: Mapping | None = None,
+    compute_dtype: torch.dtype | None = None,
 ) -> MofoDiT:
     """Build a `MofoDiT` from a `.safetensors` file, a directory with `model.safetensors` (+ optional
     `config.json`), or a state dict; `dit.`-prefixed or bare keys.
@@ -184,6 +185,8 @@ def load_dit(
             dtype; fp32 by default as in the reference (None = same as dtype). The RGB head follows dtype.
         operations: namespace providing `Linear` (ComfyUI passes `comfy.ops`).
         config_json: overrides the directory's config.json (`variant`, optional `axes_dim`, `theta`).
+        compute_dtype: the body's compute dtype when it differs from the storage dtype (default: dtype,
+            or bf16 for fp8 storage; the `operations` layers must then cast weights, as comfy.ops does).
     """
     path, found_json = _resolve(source)
     config_json = config_json if config_json is not None else found_json
@@ -220,7 +223,9 @@ def load_dit(
     left = [n for n, p in model.named_parameters() if p.is_meta]
     if left:  # cannot happen after the key check; kept as the last line of defence
         raise CheckpointError(f"{len(left)} tensors were not loaded: {left[:8]}")
-    model.body_dtype = dtype
+    if compute_dtype is None:
+        compute_dtype = torch.bfloat16 if dtype.itemsize == 1 else dtype
+    model.body_dtype = compute_dtype
     model.eval().requires_grad_(False)
     log.info("loaded %s DiT (%d tensors, %s, depth head %s) from %s", cfg.variant, len(loaded), dtype, head_dtype,
              path or "state dict")

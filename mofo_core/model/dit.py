@@ -86,9 +86,10 @@ class MofoDiT(nn.Module):
         """The body's compute dtype."""
         return self.body_dtype or self.img_in.weight.dtype
 
-    @staticmethod
-    def _head_dtype(head: LastLayer) -> torch.dtype:
-        return getattr(head, "compute_dtype", None) or head.linear.weight.dtype
+    def _head_dtype(self, head: LastLayer) -> torch.dtype:
+        """A head computes in its weight dtype (fp32 depth head over a bf16 body), except 8-bit storage."""
+        dt = head.linear.weight.dtype
+        return self.dtype if dt.itemsize == 1 else dt
 
     def forward(
         self,
@@ -110,8 +111,8 @@ class MofoDiT(nn.Module):
         vec_img = self.time_in(e_rgb)  # (B, H)
         vec_depth = self.time_in_depth(e_depth)
         if self.config.cross_stream_timestep_mixing:
-            vec_img = vec_img + self.cross_alpha_img.to(body) * self.time_in_depth_to_img(e_depth)
-            vec_depth = vec_depth + self.cross_alpha_depth.to(body) * self.time_in_rgb_to_depth(e_rgb)
+            vec_img = vec_img + self.cross_alpha_img.to(vec_img) * self.time_in_depth_to_img(e_depth)
+            vec_depth = vec_depth + self.cross_alpha_depth.to(vec_depth) * self.time_in_rgb_to_depth(e_rgb)
 
         mod_img = self.double_stream_modulation_img(vec_img)
         mod_txt = self.double_stream_modulation_txt(vec_img)  # text is modulated by the RGB time
