@@ -164,6 +164,9 @@ def build_autoencoder(
             state[name] = (1.0 + 0.1 * r if leaf == "weight" and "norm" in name else 0.05 * r).to(dtype)
         else:  # conv kernels with unit fan-in variance
             state[name] = (r / math.sqrt(math.prod(t.shape[1:]))).to(dtype)
+    for stat in ("running_mean", "running_var"):  # one latent space: both halves share the statistics
+        if f"encoder.bn.{stat}" in state and f"decoder.bn.{stat}" in state:
+            state[f"decoder.bn.{stat}"] = state[f"encoder.bn.{stat}"].clone()
     model.load_state_dict({k: v.to(device) for k, v in state.items()}, strict=True, assign=True)
     return model.eval().requires_grad_(False)
 

@@ -1,0 +1,145 @@
+"""Command line: `python -m mofo_core {joint,i2d,d2i,demo} ...` (the reference scripts' options, plus more).
+
+Prints the written paths. Bad input gives one `error:` line and exit status 2; nothing is written then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+DTYPES = ("bf16", "fp32", "fp16")
+
+
+def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
+    p.add_argument("--prompt", default="", help="scene description (required for joint)")
+    p.add_argument("--model", default="bartduis/modality_forcing", help="folder with the release files, or a repo id")
+    p.add_argument("--text-encoder", default="Qwen/Qwen3-8B", help="Qwen3-8B folder or repo id")
+    p.add_argument("--num-steps", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu ... (default: cuda if available)")
+    p.add_argument("--resolution", type=int, default=None, help="square size, a multiple of 16 (default 512)")
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--height", type=int, default=None)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--dtype", choices=DTYPES, default="bf16", help="DiT body dtype (depth head stays fp32)")
+    p.add_argument("--output-dir", default="./outputs")
+    p.add_argument("--cfg-scale", type=float, default=cfg_default, help="guidance for the RGB (and depth) head")
+    p.add_argument("--depth-cfg", type=float, default=None, help="guidance for the depth head (default: --cfg-scale)")
+    p.add_argument("--fov-deg", type=float, default=65.0, help="horizontal field of view for the point cloud")
+    p.add_argument("--sor", action="store_true", help="statistical outlier removal on the point cloud")
+    p.add_argument("--edge-rtol", type=float, default=0.04, help="drop depth-edge pixels (0 disables)")
+    p.add_argument("--center", choices=("camera", "median"), default="camera",
+                   help="camera at the origin (default) or median-centred cloud (the reference)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (CUDA)")
+    p.add_argument("--offline", action="store_true", help="never download; read only local files and the HF cache")
+    p.add_argument("--depth-xpred-exact", action="store_true",
+                   help="fix the residual depth noise the x-prediction clamp leaves at >= 59 steps")
+    p.add_argument("--truncate-prompt", action="store_true", help="cut prompts over 512 tokens (reference behaviour)")
+    p.add_argument("--no-exr", action="store_true", help="skip depth.exr")
+    p.add_argument("--verbose", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m mofo_core", description="Modality Forcing: RGB + depth generation")
+    sub = ap.add_subparsers(dest="command", required=True)
+    j = sub.add_parser("joint", help="text -> RGB + depth + point cloud")
+    _common(j, cfg_default=4.0)
+    j.add_argument("--log2-alpha", type=float, default=5.0, help="depth/RGB tilt; > 0 resolves RGB first")
+    j.add_argument("--refine-depth", action="store_true", help="second pass: image -> depth on the generated RGB")
+    i = sub.add_parser("i2d", help="image -> depth + point cloud (any aspect ratio)")
+    _common(i, cfg_default=1.0)
+    i.add_argument("--image", required=True)
+    i.add_argument("--fit", choices=("letterbox", "stretch"), default="letterbox")
+    d = sub.add_parser("d2i", help="depth -> image")
+    _common(d, cfg_default=4.0)
+    d.add_argument("--depth", required=True, help=".npy, 16-bit PNG/TIFF or EXR depth map")
+    d.add_argument("--disparity", action="store_true", help="the map is disparity (near = bright), not depth")
+    d.add_argument("--robust-depth", action="store_true", help="normalise over valid pixels only (holes, zeros)")
+    demo = sub.add_parser("demo", help="offline end-to-end run on tiny RANDOM weights (writes every output file)")
+    demo.add_argument("--output-dir", default="./mofo_outputs/demo")
+    demo.add_argument("--cache-dir", default=None, help="where the tiny random models are built (default ~/.cache/mofo)")
+    demo.add_argument("--verbose", action="store_true")
+    return ap
+
+
+def _size(a) -> tuple[int | None, int | None]:
+    if a.resolution is not None:
+        return a.height or a.resolution, a.width or a.resolution
+    return a.height, a.width
+
+
+def _progress(total_hint: int):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total_hint, unit="step", file=sys.stderr)
+
+    def cb(info):
+        if bar.total != info.steps:
+            bar.reset(total=info.steps)
+        bar.update(1)
+
+    return bar, cb
+
+
+def run(a) -> list[Path]:
+    import torch
+
+    from .outputs import save_run
+    from .pipeline import GenerateParams, MofoPipeline
+
+    h, w = _size(a)
+    params = GenerateParams(
+        mode=a.command, prompt=a.prompt, steps=a.num_steps, cfg=a.cfg_scale, depth_cfg=a.depth_cfg,
+        log2_alpha=getattr(a, "log2_alpha", None), refine_depth=getattr(a, "refine_depth", False), seed=a.seed,
+        width=w, height=h, batch=a.batch, depth_xpred_exact=a.depth_xpred_exact, truncate_prompt=a.truncate_prompt,
+        fit=getattr(a, "fit", "letterbox"), robust_depth=getattr(a, "robust_depth", False),
+    )
+    image = depth = None
+    if a.command == "i2d":
+        from .images import load_image
+
+        image = load_image(a.image)
+    if a.command == "d2i":
+        from .depth_io import load_depth
+
+        depth = load_depth(a.depth, disparity=a.disparity)
+    params.resolved(depth.shape if depth is not None else None).validate()  # fail before loading 40 GB
+    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}[a.dtype]
+    pipe = MofoPipeline.from_pretrained(a.model, text_encoder=a.text_encoder, offline=a.offline or None,
+                                        device=a.device, dtype=dtype, compile=a.compile)
+    bar, cb = _progress(a.num_steps)
+    try:
+        result = pipe.generate(params, image=image, depth=depth, callback=cb)
+    finally:
+        bar.close()
+    out = save_run(a.output_dir, result, fov_deg=a.fov_deg, edge_rtol=a.edge_rtol, sor=a.sor, center=a.center,
+                   exr=not a.no_exr)
+    return [p for k, p in out.items() if k != "run_dir"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from .depth_io import MissingDependencyError
+    from .loading import CheckpointError
+    from .weights import WeightsNotFoundError
+
+    try:
+        if a.command == "demo":
+            from .demo import run_demo
+
+            paths = run_demo(a.output_dir, cache_dir=a.cache_dir, say=lambda s: print(s, file=sys.stderr))
+        else:
+            paths = run(a)
+    except (ValueError, WeightsNotFoundError, CheckpointError, MissingDependencyError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        return 130
+    for p in paths:
+        print(p)
+    return 0

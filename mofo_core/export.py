@@ -1,0 +1,226 @@
+"""Point-cloud files: binary PLY and binary glTF (GLB), written with numpy and the standard library only.
+
+Points are expected in the glTF / three.js frame that `pointcloud.depth_to_points` returns (+X right,
++Y up, camera looking down -Z). The reference writes the same coordinates to both formats through trimesh
+(`Duisterhof/modality-forcing: scripts/_common.py`, `write_point_cloud`); we write them directly so
+that no mesh library is needed at run time. Every writer goes through `atomic_path`: the data lands in a
+temporary file next to the target, which is renamed over it only once complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import struct
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+GENERATOR = "mofo_core point-cloud export"
+
+# glTF 2.0 binary container constants (Khronos glTF 2.0 spec, section "GLB File Format Specification").
+_GLB_MAGIC = 0x46546C67  # b"glTF" read as a little-endian uint32
+_GLB_VERSION = 2
+_CHUNK_JSON = 0x4E4F534A  # b"JSON"
+_CHUNK_BIN = 0x004E4942  # b"BIN\0"
+# Accessor component types and buffer-view targets (glTF 2.0 spec, "Accessor Data Types").
+_FLOAT = 5126
+_UNSIGNED_BYTE = 5121
+_ARRAY_BUFFER = 34962
+_MODE_POINTS = 0
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; rename it onto `path` if the block succeeds.
+
+    The temporary name keeps the target's suffix, so writers that pick a format from the extension
+    (Pillow, OpenEXR) still work. On any exception the temporary file is removed and the target is left
+    untouched, so a failed write never leaves a partial file behind.
+
+    Args:
+        path: final file path. Its folder must exist.
+
+    Yields:
+        The temporary path to write to (not created yet).
+
+    Raises:
+        ValueError: the folder of `path` does not exist, or `path` is an existing folder.
+    """
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise ValueError(f"output folder {str(target.parent)!r} does not exist; create it first")
+    if target.is_dir():
+        raise ValueError(f"{str(target)!r} is a folder; pass a file path")
+    tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:12]}.tmp{target.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _check_cloud(points: np.ndarray, colors: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Validate and normalise a point cloud to float32 (N, 3) points and uint8 (N, 3) colours or None."""
+    pts = np.asarray(points)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise ValueError(f"points must have shape (N, 3), got {pts.shape}; reshape with points.reshape(-1, 3)")
+    if pts.dtype.kind not in "fiu":
+        raise ValueError(f"points must be real numbers, got dtype {pts.dtype}")
+    pts = np.ascontiguousarray(pts, dtype="<f4")
+    if not np.isfinite(pts).all():
+        raise ValueError("points contain NaN or inf; drop those rows first, e.g. points[np.isfinite(points).all(1)]")
+    if colors is None:
+        return pts, None
+    cols = np.asarray(colors)
+    if cols.shape != pts.shape:
+        raise ValueError(f"colors must have shape {pts.shape} (one RGB triple per point), got {cols.shape}")
+    if cols.dtype != np.uint8:
+        raise ValueError(
+            f"colors must be uint8 RGB, got dtype {cols.dtype}; convert floats in [0, 1] with "
+            "(colors * 255).round().astype(np.uint8)"
+        )
+    return pts, np.ascontiguousarray(cols)
+
+
+def write_ply(path: str | os.PathLike, points: np.ndarray, colors: np.ndarray | None = None) -> Path:
+    """Write a binary little-endian PLY with one `vertex` element.
+
+    Properties are `float x, y, z` and, when colours are given, `uchar red, green, blue` (no alpha), the
+    layout MeshLab, CloudCompare, Blender and three.js's PLYLoader all read.
+
+    Args:
+        path: output `.ply` path; its folder must exist.
+        points: (N, 3) positions, any real dtype (stored as float32), in the +Y up / -Z forward frame.
+        colors: (N, 3) uint8 RGB per point, or None for an uncoloured cloud.
+
+    Returns:
+        `path` as a `Path`.
+
+    Raises:
+        ValueError: bad shapes or dtypes, non-finite points, or a missing folder.
+    """
+    pts, cols = _check_cloud(points, colors)
+    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+    if cols is not None:
+        fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    vertices = np.empty(len(pts), dtype=fields)
+    vertices["x"], vertices["y"], vertices["z"] = pts.T
+    if cols is not None:
+        vertices["red"], vertices["green"], vertices["blue"] = cols.T
+    header = [
+        "ply",
+        "format binary_little_endian 1.0",
+        f"comment generated by {GENERATOR}",
+        "comment axes: +X right, +Y up, -Z forward (camera looks down -Z; glTF / three.js convention)",
+        f"element vertex {len(pts)}",
+        "property float x",
+        "property float y",
+        "property float z",
+    ]
+    if cols is not None:
+        header += ["property uchar red", "property uchar green", "property uchar blue"]
+    header.append("end_header")
+    target = Path(path)
+    with atomic_path(target) as tmp, open(tmp, "xb") as f:
+        f.write(("\n".join(header) + "\n").encode("ascii"))
+        f.write(vertices.tobytes())
+    logger.debug("wrote %d points to %s", len(pts), target)
+    return target
+
+
+def _pad4(data: bytes, fill: bytes) -> bytes:
+    """Pad `data` to a multiple of 4 bytes (GLB chunks must be 4-byte aligned)."""
+    return data + fill * (-len(data) % 4)
+
+
+def write_glb(path: str | os.PathLike, points: np.ndarray, colors: np.ndarray | None = None) -> Path:
+    """Write a glTF 2.0 binary (GLB) holding one POINTS primitive.
+
+    Layout: one buffer (the GLB BIN chunk) with two tightly packed buffer views, positions as float32
+    VEC3 (12-byte elements) and, when colours are given, COLOR_0 as normalised uint8 VEC4 with alpha 255
+    (4-byte elements; a uint8 VEC3 would break glTF's rule that vertex attribute elements start on
+    4-byte boundaries). The POSITION accessor carries the min/max the spec requires. One node, one scene.
+    An empty cloud (N = 0) gives a valid file holding one empty scene (glTF forbids zero-count accessors
+    and empty buffers).
+
+    Args:
+        path: output `.glb` path; its folder must exist.
+        points: (N, 3) positions, any real dtype (stored as float32), in glTF's +Y up / -Z forward frame.
+        colors: (N, 3) uint8 RGB per point, or None for an uncoloured cloud.
+
+    Returns:
+        `path` as a `Path`.
+
+    Raises:
+        ValueError: bad shapes or dtypes, non-finite points, or a missing folder.
+    """
+    pts, cols = _check_cloud(points, colors)
+    n = len(pts)
+    gltf, blob = _gltf_points(pts, cols) if n else (_gltf_empty(), b"")
+    json_chunk = _pad4(json.dumps(gltf, separators=(",", ":")).encode("utf-8"), b" ")
+    chunks = [(json_chunk, _CHUNK_JSON)]
+    if blob:
+        chunks.append((_pad4(blob, b"\0"), _CHUNK_BIN))
+    total = 12 + sum(8 + len(data) for data, _ in chunks)
+    target = Path(path)
+    with atomic_path(target) as tmp, open(tmp, "xb") as f:
+        f.write(struct.pack("<III", _GLB_MAGIC, _GLB_VERSION, total))
+        for data, kind in chunks:
+            f.write(struct.pack("<II", len(data), kind))
+            f.write(data)
+    logger.debug("wrote %d points to %s", n, target)
+    return target
+
+
+def _gltf_empty() -> dict:
+    """The glTF document of an empty cloud: one scene with no nodes, no buffers."""
+    return {"asset": {"version": "2.0", "generator": GENERATOR}, "scene": 0, "scenes": [{"name": "empty point cloud"}]}
+
+
+def _gltf_points(pts: np.ndarray, cols: np.ndarray | None) -> tuple[dict, bytes]:
+    """The glTF document and binary buffer of a non-empty cloud."""
+    n = len(pts)
+    pos_bytes = pts.tobytes()  # (N, 3) float32 -> 12 N bytes, a multiple of 4
+    views = [{"buffer": 0, "byteOffset": 0, "byteLength": len(pos_bytes), "target": _ARRAY_BUFFER}]
+    accessors = [
+        {
+            "bufferView": 0,
+            "componentType": _FLOAT,
+            "count": n,
+            "type": "VEC3",
+            # float() of float32 values: JSON holds them exactly, so min/max match the stored data bit for bit.
+            "min": [float(v) for v in pts.min(axis=0)],
+            "max": [float(v) for v in pts.max(axis=0)],
+        }
+    ]
+    attributes = {"POSITION": 0}
+    blob = pos_bytes
+    if cols is not None:
+        rgba = np.concatenate([cols, np.full((n, 1), 255, np.uint8)], axis=1)  # (N, 4)
+        col_bytes = rgba.tobytes()
+        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": len(col_bytes), "target": _ARRAY_BUFFER})
+        accessors.append(
+            {"bufferView": 1, "componentType": _UNSIGNED_BYTE, "normalized": True, "count": n, "type": "VEC4"}
+        )
+        attributes["COLOR_0"] = 1
+        blob += col_bytes
+    gltf = {
+        "asset": {"version": "2.0", "generator": GENERATOR},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0, "name": "point_cloud"}],
+        "meshes": [{"primitives": [{"attributes": attributes, "mode": _MODE_POINTS}]}],
+        "buffers": [{"byteLength": len(blob)}],
+        "bufferViews": views,
+        "accessors": accessors,
+    }
+    return gltf, blob

@@ -1,0 +1,101 @@
+"""Write a generation to a new run folder: images, depth in four formats, point clouds, metadata.
+
+Files (suffix `_{i}` per batch element when batch > 1): rgb.png, depth.npy (float32 relative), depth16.png
+(16-bit, scale in metadata and the PNG), depth.exr (float), depth_magma.png (disparity colormap, near =
+bright), cloud.ply, cloud.glb, metadata.json. Everything is written into a hidden temporary folder that is
+renamed into place at the end, so an error or an interruption leaves no partial run, and an existing run
+is never overwritten. The folder is named `{YYYYmmdd_HHMMSS}_{mode}_{prompt slug}` as in the reference.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .depth_io import save_depth_exr, save_depth_npy, save_depth_png16, save_magma_png
+from .export import write_glb, write_ply
+from .pointcloud import depth_to_points
+
+log = logging.getLogger(__name__)
+
+
+def slug(prompt: str, n: int = 48) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", prompt.lower()).strip("_")[:n]
+
+
+def new_run_dir(root: str | Path, mode: str, prompt: str) -> Path:
+    """A fresh, not yet existing folder name under root (a counter is added on a clash)."""
+    root = Path(root)
+    base = f"{_dt.datetime.now().strftime('%Y%m%d_%H%M%S')}_{mode}" + (f"_{slug(prompt)}" if slug(prompt) else "")
+    cand, i = root / base, 2
+    while cand.exists():
+        cand, i = root / f"{base}_{i}", i + 1
+    return cand
+
+
+def save_run(
+    root: str | Path,
+    result,
+    *,
+    fov_deg: float = 65.0,
+    edge_rtol: float = 0.04,
+    sor: bool = False,
+    center: str = "camera",
+    exr: bool = True,
+) -> dict[str, Path]:
+    """Write `result` (a `GenerationResult`) under a new folder of root; returns {name: path}."""
+    meta = dict(result.metadata)
+    run = new_run_dir(root, meta.get("mode", "run"), meta.get("prompt", ""))
+    tmp = run.parent / f".{run.name}.partial"
+    tmp.mkdir(parents=True)
+    written: dict[str, Path] = {}
+    try:
+        from PIL import Image
+
+        b = result.rgb.shape[0]
+        scales, points = [], []
+        for i in range(b):
+            sfx = f"_{i}" if b > 1 else ""
+            rgb, depth = result.rgb[i], result.depth[i]
+            Image.fromarray(rgb).save(tmp / f"rgb{sfx}.png")
+            save_depth_npy(tmp / f"depth{sfx}.npy", depth)
+            if exr:
+                save_depth_exr(tmp / f"depth{sfx}.exr", depth)
+            if not bool(np.any(np.isfinite(depth) & (depth > 0))):  # keep what can be kept
+                log.warning("depth map %d has no valid pixel: no 16-bit PNG, colormap or point cloud for it", i)
+                scales.append(None)
+                points.append(0)
+                continue
+            scales.append(save_depth_png16(tmp / f"depth16{sfx}.png", depth)["scale"])
+            save_magma_png(tmp / f"depth_magma{sfx}.png", depth)
+            pts, cols = depth_to_points(depth, rgb, fov_deg=fov_deg, edge_rtol=edge_rtol, sor=sor, center=center)
+            write_ply(tmp / f"cloud{sfx}.ply", pts, cols)
+            write_glb(tmp / f"cloud{sfx}.glb", pts, cols)
+            points.append(int(len(pts)))
+        meta.update(depth16_scale=scales if b > 1 else scales[0], point_count=points if b > 1 else points[0],
+                    point_cloud={"fov_deg": fov_deg, "edge_rtol": edge_rtol, "sor": sor, "center": center,
+                                 "axes": "glTF: +X right, +Y up, camera at origin looking down -Z"},
+                    depth_note="relative depth (positive = farther); invalid pixels are <= 0 or non-finite")
+        (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=_jsonable))
+        tmp.rename(run)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for f in sorted(run.iterdir()):
+        written[f.name] = f
+    log.info("wrote %d files to %s", len(written), run)
+    return {"run_dir": run, **written}
+
+
+def _jsonable(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, Path):
+        return str(x)
+    return str(x)

@@ -1,0 +1,266 @@
+"""Text -> RGB + depth, image -> depth, depth -> image: the whole job in one object.
+
+The same jobs as the reference scripts `joint.py`, `i2d.py`, `d2i.py` and `FluxRGBDRunner.generate`
+(`Duisterhof/modality-forcing: flux_rgbd/runner.py`), with: any size that is a multiple of 16, batch >= 1,
+i2d at any aspect ratio (letterbox in, crop and resize out: depth comes back at the input's size), the text
+encoder released before the DiT loads, and every parameter recorded. Clean conditioning latents are
+rounded to the DiT's body dtype as the reference runner does.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import __version__
+from .config import LATENT_COMPRESSION
+from .depth_codec import decode_depth, encode_depth
+from .fit import fit_image, nearest_depth, size_for, unfit_depth
+from .sampling import StepCallback, sample
+from .schedules import Mode, schedule
+from .text_encoder import DEFAULT_TEXT_ENCODER, QwenTextEmbedder
+from .weights import AE_FILES, DIT_FILES, RELEASE_REPO, resolve_model_files, resolve_text_encoder
+
+log = logging.getLogger(__name__)
+
+MODE_CFG = {"joint": 4.0, "i2d": 1.0, "d2i": 4.0}  # the reference scripts' defaults
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    """Everything that decides a generation (recorded verbatim in metadata.json)."""
+
+    mode: Mode = "joint"
+    prompt: str = ""
+    steps: int = 50
+    cfg: float | None = None  # None: 4.0 for joint / d2i, 1.0 for i2d (reference scripts)
+    depth_cfg: float | None = None  # None: same as cfg (the reference guides both heads)
+    log2_alpha: float | None = 5.0  # joint only: depth stays noisier longer (RGB first)
+    refine_depth: bool = False  # joint only: second pass image -> depth on the generated RGB
+    seed: int = 0
+    width: int | None = None  # None: 512, or for d2i the depth's aspect with a 512 long side
+    height: int | None = None
+    batch: int = 1
+    mu: float = 1.1
+    depth_xpred_exact: bool = False  # opt-in fix of the x-prediction clamp residual (>= 59 steps)
+    truncate_prompt: bool = False  # True: cut prompts over 512 tokens as the reference does
+    fit: Literal["letterbox", "stretch"] = "letterbox"  # i2d: how a non-matching image is fitted
+    robust_depth: bool = False  # d2i: unit-mean over valid pixels only (zeros / holes in the input)
+
+    def resolved(self, input_shape: tuple[int, ...] | None = None) -> GenerateParams:
+        """Defaults filled in; input_shape (H, W) of a d2i depth map sets the default size's aspect."""
+        cfg = MODE_CFG[self.mode] if self.cfg is None else self.cfg
+        h, w = self.height, self.width
+        if h is None or w is None:
+            dh, dw = size_for(input_shape, 512) if self.mode == "d2i" and input_shape else (512, 512)
+            h, w = h or dh, w or dw
+        return replace(self, cfg=cfg, height=h, width=w, depth_cfg=cfg if self.depth_cfg is None else self.depth_cfg,
+                       log2_alpha=self.log2_alpha if self.mode == "joint" else None,
+                       refine_depth=self.refine_depth and self.mode == "joint")
+
+    def validate(self) -> None:
+        if self.mode not in MODE_CFG:
+            raise ValueError(f"mode must be one of {sorted(MODE_CFG)}, got {self.mode!r}")
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if v <= 0 or v % LATENT_COMPRESSION:
+                raise ValueError(f"{name} {v} is not a positive multiple of {LATENT_COMPRESSION}; "
+                                 f"try {max(16, round(v / 16) * 16)}")
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError("steps and batch must be at least 1")
+        if self.mode == "joint" and not self.prompt.strip():
+            raise ValueError("text -> RGB + depth needs a prompt describing the scene (the prompt is empty)")
+
+
+@dataclass
+class GenerationResult:
+    rgb: np.ndarray  # (B, H, W, 3) uint8: generated (joint, d2i) or the input image (i2d)
+    depth: np.ndarray  # (B, H, W) float32 relative depth (positive = farther; may hold inf / <= 0 = invalid)
+    rgb_latent: Tensor  # (B, 128, h, w) FLUX.2 latent of the generation grid
+    depth_tokens: Tensor  # (B, h*w, 256)
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    dit: Path  # model.safetensors
+    ae_encoder: Path
+    ae_decoder: Path
+    text_encoder: Path  # a Qwen3 folder
+    config_json: Path | None = None
+    model_spec: str = ""
+    text_encoder_spec: str = ""
+
+
+def _to_uint8(images: Tensor) -> np.ndarray:
+    return (images.float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
+class MofoPipeline:
+    """Loads components on first use; by default frees the text encoder before the DiT runs."""
+
+    def __init__(
+        self,
+        files: ModelFiles,
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.bfloat16,
+        text_dtype: torch.dtype | None = None,
+        keep_text_encoder: bool = False,
+        compile: bool = False,
+    ):
+        self.files = files
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = dtype
+        self.text_dtype = text_dtype or (torch.bfloat16 if dtype != torch.float32 else torch.float32)
+        self.keep_text_encoder = keep_text_encoder
+        self.compile = compile
+        self._dit = self._ae = self._text = None
+        self._null: Tensor | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str = RELEASE_REPO,
+        *,
+        text_encoder: str = DEFAULT_TEXT_ENCODER,
+        offline: bool | None = None,
+        cache_dir: str | Path | None = None,
+        **kwargs,
+    ) -> MofoPipeline:
+        """model: a folder with the release files or a repo id; text_encoder: a Qwen3-8B folder or repo id."""
+        found = resolve_model_files(model, DIT_FILES[1:] + AE_FILES, offline=offline, cache_dir=cache_dir,
+                                    optional=("config.json",))
+        te = resolve_text_encoder(text_encoder, offline=offline, cache_dir=cache_dir)
+        files = ModelFiles(dit=found["model.safetensors"], ae_encoder=found["ae_encoder.safetensors"],
+                           ae_decoder=found["ae_decoder.safetensors"], text_encoder=te,
+                           config_json=found.get("config.json"), model_spec=str(model), text_encoder_spec=str(text_encoder))
+        return cls(files, **kwargs)
+
+    # -- components -------------------------------------------------------------------------------------
+    @property
+    def dit(self):
+        if self._dit is None:
+            import json
+
+            from .loading import load_dit
+
+            cfg = json.loads(self.files.config_json.read_text()) if self.files.config_json else None
+            self._dit = load_dit(self.files.dit, device=self.device, dtype=self.dtype, config_json=cfg)
+            if self.compile:
+                from .perf import compile_blocks
+
+                compile_blocks(self._dit)
+        return self._dit
+
+    def autoencoder(self, *, encoder: bool):
+        from .autoencoder import load_autoencoder
+
+        if self._ae is None or (encoder and self._ae.encoder is None):
+            self._ae = load_autoencoder(encoder=self.files.ae_encoder if encoder else None,
+                                        decoder=self.files.ae_decoder, device=self.device)
+        return self._ae
+
+    def text_encoder(self) -> QwenTextEmbedder:
+        if self._text is None:
+            self._text = QwenTextEmbedder.from_pretrained(self.files.text_encoder, device=self.device,
+                                                          dtype=self.text_dtype)
+        return self._text
+
+    def encode_text(self, prompt: str, *, batch: int, need_null: bool, truncate: bool = False):
+        """(ctx (B, 512, C), null (1, 512, C) or None), fp32 on the device; frees the encoder unless kept."""
+        te = self.text_encoder()
+        ctx = te.encode([prompt], truncate=truncate).to(self.device).expand(batch, -1, -1)
+        if need_null and self._null is None:
+            self._null = te.encode([""]).to(self.device)
+        if not self.keep_text_encoder:
+            te.release()
+            self._text = None
+        return ctx, (self._null if need_null else None)
+
+    # -- the job -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        params: GenerateParams,
+        *,
+        image: np.ndarray | None = None,
+        depth: np.ndarray | None = None,
+        callback: StepCallback | None = None,
+    ) -> GenerationResult:
+        """Run one job. image: uint8 (H, W, 3) for i2d; depth: float (H, W) for d2i (relative or metric)."""
+        p = params.resolved(depth.shape if depth is not None else None)
+        p.validate()
+        if p.mode == "i2d" and image is None:
+            raise ValueError("image -> depth needs an image")
+        if p.mode == "d2i" and depth is None:
+            raise ValueError("depth -> image needs a depth map")
+        h, w = p.height // LATENT_COMPRESSION, p.width // LATENT_COMPRESSION
+
+        # 1. text (frees the encoder before the DiT loads)
+        need_null = p.cfg != 1.0 or p.depth_cfg != 1.0
+        ctx, null = self.encode_text(p.prompt, batch=p.batch, need_null=need_null, truncate=p.truncate_prompt)
+        dit = self.dit
+        if ctx.shape[-1] != dit.config.context_in_dim:
+            raise ValueError(f"the text encoder gives {ctx.shape[-1]} features but the DiT needs "
+                             f"{dit.config.context_in_dim}: use Qwen3-8B (3 x 4096) as the text encoder")
+
+        # 2. clean conditioning, rounded to the body dtype as the reference runner does
+        rgb_clean = depth_clean = None
+        box = None
+        if p.mode == "i2d":
+            img, box = fit_image(image, p.height, p.width, p.fit)
+            ae = self.autoencoder(encoder=True)
+            lat = ae.encode(torch.from_numpy(img).to(self.device).float()[None] / 255.0)
+            from .autoencoder import latent_to_tokens
+
+            rgb_clean = latent_to_tokens(lat).to(dit.dtype).float()
+        if p.mode == "d2i":
+            d = torch.from_numpy(nearest_depth(depth, p.height, p.width)).to(self.device)[None]
+            depth_clean = encode_depth(d, robust=p.robust_depth).to(dit.dtype).float()
+
+        # 3. sample (+ refine)
+        rs, ds = schedule(p.steps, mode=p.mode, mu=p.mu, log2_alpha=p.log2_alpha)
+        kw = dict(height=h, width=w, seed=p.seed, callback=callback, depth_xpred_exact=p.depth_xpred_exact)
+        rgb_tok, depth_tok = sample(dit, ctx, null, rs, ds, cfg=p.cfg, depth_cfg=p.depth_cfg, rgb=rgb_clean,
+                                    depth=depth_clean, **kw)
+        if p.refine_depth:
+            rs2, ds2 = schedule(p.steps, mode="i2d", mu=p.mu)
+            _, depth_tok = sample(dit, ctx, None, rs2, ds2, cfg=1.0, rgb=rgb_tok, **kw)
+
+        # 4. decode
+        from .autoencoder import tokens_to_latent
+
+        rgb_latent = tokens_to_latent(rgb_tok, h, w)
+        depth_map = decode_depth(depth_tok, h, w).cpu().numpy()  # (B, H, W)
+        if p.mode == "i2d":
+            rgb_u8 = np.repeat(image[None], p.batch, axis=0)
+            depth_map = np.stack([unfit_depth(dm, box, image.shape[:2]) for dm in depth_map])
+        else:
+            rgb_u8 = _to_uint8(self.autoencoder(encoder=False).decode(rgb_latent.float()))
+        return GenerationResult(rgb=rgb_u8, depth=depth_map.astype(np.float32), rgb_latent=rgb_latent.cpu(),
+                                depth_tokens=depth_tok.cpu(), metadata=self._metadata(p, image, depth))
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _metadata(self, p: GenerateParams, image, depth) -> dict:
+        meta = {k: v for k, v in asdict(p).items()}
+        meta.update(
+            variant=self._dit.config.variant if self._dit is not None else None,
+            model=self.files.model_spec or str(self.files.dit),
+            text_encoder=self.files.text_encoder_spec or str(self.files.text_encoder),
+            dtype=str(self.dtype).removeprefix("torch."),
+            device=str(self.device),
+            package="comfyui-modality-forcing",
+            package_version=__version__,
+            input_size=list(image.shape[:2]) if image is not None else (list(depth.shape) if depth is not None else None),
+        )
+        return meta
+
+
+__all__ = ["GenerateParams", "GenerationResult", "MofoPipeline", "ModelFiles"]

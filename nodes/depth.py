@@ -1,0 +1,141 @@
+"""Depth latent <-> depth map / ControlNet IMAGE, fitting images to the model size, saving depth files."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from comfy_api.latest import io, ui
+
+from ..mofo_core import depth_io
+from ..mofo_core.depth_codec import decode_depth, encode_depth
+from ..mofo_core.fit import fit_image, unfit_depth
+from .types import CATEGORY, MofoDepth, MofoDepthLatent, MofoFit
+
+COLORMAPS = ["grey", "magma"]
+
+
+def depth_to_image(depth: torch.Tensor, colormap: str = "grey") -> torch.Tensor:
+    """(B, H, W) relative depth -> IMAGE (B, H, W, 3): ControlNet convention, near = white, per-image robust
+    min-max of the disparity (5th-95th percentile, the reference's visualisation); invalid pixels black."""
+    out = []
+    for d in depth.cpu().numpy():
+        vis = depth_io.depth_to_disparity_vis(d)
+        rgb = depth_io.magma(vis) / 255.0 if colormap == "magma" else np.repeat(vis[..., None], 3, axis=-1)
+        out.append(torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)))
+    return torch.stack(out)
+
+
+def image_to_depth(image: torch.Tensor, near_is_bright: bool) -> torch.Tensor:
+    """IMAGE (B, H, W, C) from any depth node -> (B, H, W) relative depth (> 0; 0 where undefined)."""
+    g = image[..., :3].float().mean(-1)  # (B, H, W)
+    if not near_is_bright:
+        return g
+    # disparity-like: depth = 1 / disparity; a zero disparity (infinitely far or empty) is left invalid
+    return torch.where(g > 0, 1.0 / g.clamp(min=1e-6), torch.zeros_like(g))
+
+
+class MofoDepthDecode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="MofoDepthDecode",
+            display_name="Mofo Depth Decode",
+            category=CATEGORY,
+            description="Depth latent -> raw relative depth (MOFO_DEPTH, for point clouds and 16-bit/EXR files) and "
+            "a depth IMAGE in the ControlNet convention (near = white, normalised per image). Connect the MOFO_FIT "
+            "of Mofo Fit Image to get the depth back at the original image's size, without bars.",
+            inputs=[
+                MofoDepthLatent.Input("depth_latent"),
+                io.Combo.Input("colormap", options=COLORMAPS, default="grey"),
+                MofoFit.Input("fit", optional=True),
+            ],
+            outputs=[MofoDepth.Output(display_name="depth"), io.Image.Output(display_name="depth_image")],
+        )
+
+    @classmethod
+    def execute(cls, depth_latent, colormap, fit=None) -> io.NodeOutput:
+        d = decode_depth(depth_latent["samples"], depth_latent["height"], depth_latent["width"])
+        if fit is not None:
+            d = torch.from_numpy(np.stack([unfit_depth(x, fit["box"], fit["size"]) for x in d.cpu().numpy()]))
+        return io.NodeOutput({"depth": d.float().cpu()}, depth_to_image(d, colormap))
+
+
+class MofoDepthEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="MofoDepthEncode",
+            display_name="Mofo Depth Encode",
+            category=CATEGORY,
+            description="A depth map -> depth latent for depth -> image or depth-guided edits. Takes MOFO_DEPTH, or "
+            "an IMAGE from any depth node (most ControlNet preprocessors output disparity: near is bright). The "
+            "size must be a multiple of 16 (use Mofo Fit Image / ImageScale first).",
+            inputs=[
+                MofoDepth.Input("depth", optional=True),
+                io.Image.Input("depth_image", optional=True),
+                io.Boolean.Input("near_is_bright", default=True, tooltip="the IMAGE is disparity-like (ControlNet)"),
+                io.Boolean.Input("robust", default=False, tooltip="normalise over valid pixels only (holes, sky)"),
+            ],
+            outputs=[MofoDepthLatent.Output(display_name="depth_latent")],
+        )
+
+    @classmethod
+    def execute(cls, near_is_bright, robust, depth=None, depth_image=None) -> io.NodeOutput:
+        if (depth is None) == (depth_image is None):
+            raise ValueError("connect exactly one of depth (MOFO_DEPTH) or depth_image (IMAGE)")
+        d = depth["depth"] if depth is not None else image_to_depth(depth_image, near_is_bright)
+        tokens = encode_depth(d, robust=robust)
+        return io.NodeOutput({"samples": tokens, "height": d.shape[1] // 16, "width": d.shape[2] // 16})
+
+
+class MofoFitImage(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="MofoFitImage",
+            display_name="Mofo Fit Image",
+            category=CATEGORY,
+            description="Fits an image of any aspect ratio to the generation size: letterbox keeps the aspect (black "
+            "bars, as the reference demo), stretch distorts (the reference CLI). Pass MOFO_FIT to Mofo Depth Decode "
+            "to crop the bars away and return depth at the input's size.",
+            inputs=[
+                io.Image.Input("image"),
+                io.Int.Input("width", default=512, min=16, max=4096, step=16),
+                io.Int.Input("height", default=512, min=16, max=4096, step=16),
+                io.Combo.Input("mode", options=["letterbox", "stretch"], default="letterbox"),
+            ],
+            outputs=[io.Image.Output(display_name="image"), MofoFit.Output(display_name="fit")],
+        )
+
+    @classmethod
+    def execute(cls, image, width, height, mode) -> io.NodeOutput:
+        u8 = (image[..., :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        fitted = [fit_image(x, height, width, mode) for x in u8]
+        out = torch.from_numpy(np.stack([f[0] for f in fitted])).float() / 255.0
+        return io.NodeOutput(out, {"box": fitted[0][1], "size": tuple(image.shape[1:3]), "mode": mode})
+
+
+class MofoSaveDepth(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="MofoSaveDepth",
+            display_name="Mofo Save Depth",
+            category=CATEGORY,
+            description="Saves relative depth under the output folder as 16-bit PNG (scale in the file's text chunk), "
+            "float EXR, or NPY, with a preview.",
+            inputs=[
+                MofoDepth.Input("depth"),
+                io.String.Input("filename_prefix", default="mofo/depth"),
+                io.Combo.Input("format", options=["png16", "exr", "npy"], default="png16"),
+            ],
+            outputs=[],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, depth, filename_prefix, format) -> io.NodeOutput:
+        from .files import save_depth_files
+
+        save_depth_files(depth["depth"], filename_prefix, format)
+        return io.NodeOutput(ui=ui.PreviewImage(depth_to_image(depth["depth"]), cls=cls))

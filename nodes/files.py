@@ -1,0 +1,39 @@
+"""Files under ComfyUI's output folder, named the ComfyUI way (prefix_00001_.ext, subfolders, %date%)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import folder_paths
+import torch
+
+from ..mofo_core import depth_io
+
+DEPTH_WRITERS = {
+    "png16": (".png", lambda p, d: depth_io.save_depth_png16(p, d)),
+    "exr": (".exr", depth_io.save_depth_exr),
+    "npy": (".npy", depth_io.save_depth_npy),
+}
+
+
+def output_paths(prefix: str, count: int, ext: str, h: int = 0, w: int = 0) -> list[tuple[Path, dict]]:
+    """`count` fresh output paths and their UI entries {"filename", "subfolder", "type": "output"}."""
+    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+        prefix, folder_paths.get_output_directory(), w, h
+    )
+    out = []
+    for i in range(count):
+        fname = f"{name}_{counter + i:05}_{ext}"
+        out.append((Path(folder) / fname, {"filename": fname, "subfolder": subfolder, "type": "output"}))
+    return out
+
+
+def save_depth_files(depth: torch.Tensor, prefix: str, fmt: str) -> list[dict]:
+    if fmt not in DEPTH_WRITERS:
+        raise ValueError(f"format must be one of {sorted(DEPTH_WRITERS)}")
+    ext, write = DEPTH_WRITERS[fmt]
+    d = depth.float().cpu().numpy()
+    targets = output_paths(prefix, d.shape[0], ext, d.shape[1], d.shape[2])
+    for (path, _), x in zip(targets, d):
+        write(path, x)
+    return [entry for _, entry in targets]

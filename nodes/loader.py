@@ -1,0 +1,100 @@
+"""Load (and, when the user asks, download) the Modality Forcing DiT."""
+
+from __future__ import annotations
+
+import comfy.model_management as mm
+import comfy.ops
+import folder_paths
+import torch
+from comfy_api.latest import io
+
+from ..mofo_core.loading import load_dit
+from ..mofo_core.weights import RELEASE_REPO, download_files
+from .runtime import MofoModelHandle
+from .types import CATEGORY, MofoModel
+
+WEIGHT_DTYPES = ["default", "bf16", "fp8_e4m3fn", "fp32"]
+DOWNLOAD_SUBFOLDER = "modality_forcing"
+
+
+def _dtype(choice: str, device) -> torch.dtype:
+    if choice == "default":  # fp16 overflows in this model (reference runner), so only bf16 or fp32
+        return mm.unet_dtype(device, supported_dtypes=[torch.bfloat16, torch.float32])
+    return {"bf16": torch.bfloat16, "fp8_e4m3fn": torch.float8_e4m3fn, "fp32": torch.float32}[choice]
+
+
+def load_handle(path: str, weight_dtype: str, name: str) -> MofoModelHandle:
+    dtype = _dtype(weight_dtype, mm.get_torch_device())
+    compute = torch.bfloat16 if dtype.itemsize == 1 else dtype
+    dit = load_dit(path, device=mm.unet_offload_device(), dtype=dtype, compute_dtype=compute,
+                   operations=comfy.ops.manual_cast)
+    return MofoModelHandle.wrap(dit, name)
+
+
+class MofoModelLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="MofoModelLoader",
+            display_name="Mofo Load Model",
+            category=CATEGORY,
+            description="Loads the Modality Forcing DiT (model.safetensors from bartduis/modality_forcing) from "
+            "models/diffusion_models. v1 / v2 is read off the weights.",
+            inputs=[
+                io.Combo.Input("model_name", options=folder_paths.get_filename_list("diffusion_models"),
+                               tooltip="models/diffusion_models/... (e.g. modality_forcing/model.safetensors)"),
+                io.Combo.Input("weight_dtype", options=WEIGHT_DTYPES, default="default",
+                               tooltip="storage dtype of the body; compute is bf16 (fp32 for fp32). The depth head "
+                               "stays fp32."),
+            ],
+            outputs=[MofoModel.Output(display_name="model")],
+        )
+
+    @classmethod
+    def execute(cls, model_name: str, weight_dtype: str) -> io.NodeOutput:
+        path = folder_paths.get_full_path_or_raise("diffusion_models", model_name)
+        return io.NodeOutput(load_handle(path, weight_dtype, model_name))
+
+
+class MofoDownloadModel(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="MofoDownloadModel",
+            display_name="Mofo Download + Load Model",
+            category=CATEGORY,
+            description="Downloads model.safetensors (24 GB) of the Modality Forcing release into "
+            f"models/diffusion_models/{DOWNLOAD_SUBFOLDER}/ (resumable; skipped when present), then loads it. "
+            "Weights: CC BY-NC 4.0 (non-commercial).",
+            inputs=[
+                io.String.Input("repo_id", default=RELEASE_REPO),
+                io.Combo.Input("weight_dtype", options=WEIGHT_DTYPES, default="default"),
+            ],
+            outputs=[MofoModel.Output(display_name="model")],
+        )
+
+    @classmethod
+    def execute(cls, repo_id: str, weight_dtype: str) -> io.NodeOutput:
+        dest = f"{folder_paths.get_folder_paths('diffusion_models')[0]}/{DOWNLOAD_SUBFOLDER}"
+        files = download_files(repo_id, ["config.json", "model.safetensors"], dest, tqdm_class=_comfy_tqdm())
+        return io.NodeOutput(load_handle(str(files["model.safetensors"]), weight_dtype,
+                                         f"{DOWNLOAD_SUBFOLDER}/model.safetensors"))
+
+
+def _comfy_tqdm():
+    """A tqdm class that mirrors byte progress onto ComfyUI's progress bar (and honours Cancel)."""
+    import comfy.utils
+    from tqdm.auto import tqdm
+
+    class ComfyTqdm(tqdm):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self._bar = comfy.utils.ProgressBar(max(int(self.total or 1), 1))
+
+        def update(self, n=1):
+            mm.throw_exception_if_processing_interrupted()
+            out = super().update(n)
+            self._bar.update_absolute(int(self.n), int(self.total or self.n or 1))
+            return out
+
+    return ComfyTqdm

@@ -1,0 +1,92 @@
+"""The model handle that travels along MOFO_MODEL edges, and the per-step progress / preview / interrupt hook."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import comfy.model_management as mm
+import comfy.model_patcher
+import comfy.utils
+import torch
+
+from ..mofo_core.model import MofoDiT
+
+log = logging.getLogger(__name__)
+
+
+def patcher_class():
+    # CoreModelPatcher is what core models use (ModelPatcherDynamic under dynamic VRAM, from ~0.12);
+    # older ComfyUI only has ModelPatcher. Looked up at call time because main.py rebinds it at start-up.
+    return getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
+
+
+@dataclass
+class MofoModelHandle:
+    """A loaded DiT under ComfyUI's model management (offload, partial load, eviction)."""
+
+    patcher: object  # comfy.model_patcher.ModelPatcher
+    name: str
+
+    @classmethod
+    def wrap(cls, dit: MofoDiT, name: str) -> MofoModelHandle:
+        patcher = patcher_class()(dit, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+        return cls(patcher, name)
+
+    @property
+    def dit(self) -> MofoDiT:
+        return self.patcher.model
+
+    def load(self, tokens: int, batch: int) -> torch.device:
+        """Put the weights on the compute device (partially when VRAM is short); returns the device."""
+        cfg = self.dit.config
+        # activations of one forward: ~ 24 hidden-sized bf16 tensors over the joint sequence, per sample
+        memory_required = batch * tokens * cfg.hidden_size * 2 * 24
+        mm.load_models_gpu([self.patcher], memory_required=memory_required)
+        return self.patcher.load_device
+
+
+def make_step_callback(steps: int, grid: tuple[int, int], previews: bool = True):
+    """A mofo_core StepCallback: ComfyUI progress bar, interrupt check, and an RGB | depth preview."""
+    pbar = comfy.utils.ProgressBar(steps)
+    previewer = _rgb_previewer() if previews else None
+
+    def callback(info) -> None:
+        mm.throw_exception_if_processing_interrupted()
+        preview = None
+        if previewer is not None:
+            try:
+                preview = _preview_image(previewer, info, grid)
+            except Exception as e:  # a preview must never break a generation
+                log.debug("preview failed: %s", e)
+        pbar.update_absolute(info.step + 1, info.steps, preview)
+
+    return callback
+
+
+def _rgb_previewer():
+    import comfy.latent_formats
+    import latent_preview
+
+    fmt = getattr(comfy.latent_formats, "Flux2", None)
+    if fmt is None:  # ComfyUI older than FLUX.2 support: progress without pictures
+        return None
+    return latent_preview.get_previewer(mm.get_torch_device(), fmt())
+
+
+def _preview_image(previewer, info, grid):
+    from PIL import Image
+
+    from ..mofo_core.autoencoder import tokens_to_latent
+    from ..mofo_core.depth_codec import decode_depth
+    from ..mofo_core.depth_io import depth_to_disparity_vis
+
+    h, w = grid
+    fmt, rgb_img, size = previewer.decode_latent_to_preview_image("JPEG", tokens_to_latent(info.rgb_x0[:1], h, w))
+    depth = decode_depth(info.depth_x0[:1], h, w)[0].cpu().numpy()
+    vis = (depth_to_disparity_vis(depth) * 255).astype("uint8")
+    dimg = Image.fromarray(vis).convert("RGB").resize(rgb_img.size, Image.Resampling.NEAREST)
+    both = Image.new("RGB", (rgb_img.width * 2, rgb_img.height))
+    both.paste(rgb_img, (0, 0))
+    both.paste(dimg, (rgb_img.width, 0))
+    return fmt, both, size

@@ -1,0 +1,137 @@
+"""Scheduler (two SIGMAS) and the joint sampler (RGB LATENT + depth latent)."""
+
+from __future__ import annotations
+
+import comfy.model_management as mm
+import torch
+from comfy_api.latest import io
+
+from ..mofo_core.autoencoder import latent_to_tokens, tokens_to_latent
+from ..mofo_core.sampling import sample
+from ..mofo_core.schedules import MODES, schedule
+from .runtime import MofoModelHandle, make_step_callback
+from .text import check_conditioning
+from .types import CATEGORY, MofoDepthLatent, MofoModel
+
+NOISE = ["device (reference)", "cpu"]
+
+
+class MofoScheduler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="MofoScheduler",
+            display_name="Mofo Scheduler",
+            category=CATEGORY,
+            description="Per-modality sigma lists. joint: both denoised (log2_alpha > 0 keeps depth noisier longer, "
+            "0 = no tilt); i2d: RGB held clean; d2i: depth held clean. *_denoise < 1 starts that modality part-way "
+            "from its input latent; 0 holds it clean.",
+            inputs=[
+                io.Int.Input("steps", default=50, min=1, max=1000),
+                io.Combo.Input("mode", options=list(MODES), default="joint"),
+                io.Float.Input("mu", default=1.1, min=-5.0, max=5.0, step=0.01, tooltip="time shift (1.1 = release)"),
+                io.Float.Input("log2_alpha", default=5.0, min=-10.0, max=10.0, step=0.5,
+                               tooltip="joint only: depth tilt; 5 = the reference scripts, 0 = none"),
+                io.Float.Input("rgb_denoise", default=1.0, min=0.0, max=1.0, step=0.01),
+                io.Float.Input("depth_denoise", default=1.0, min=0.0, max=1.0, step=0.01),
+            ],
+            outputs=[io.Sigmas.Output(display_name="rgb_sigmas"), io.Sigmas.Output(display_name="depth_sigmas")],
+        )
+
+    @classmethod
+    def execute(cls, steps, mode, mu, log2_alpha, rgb_denoise, depth_denoise) -> io.NodeOutput:
+        rs, ds = schedule(steps, mode=mode, mu=mu, log2_alpha=log2_alpha if log2_alpha != 0 else None,
+                          rgb_denoise=rgb_denoise, depth_denoise=depth_denoise)
+        return io.NodeOutput(rs, ds)
+
+
+class MofoSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="MofoSampler",
+            display_name="Mofo Sampler (RGB + depth)",
+            category=CATEGORY,
+            description="Denoises RGB and depth along their own sigma lists. Give an RGB LATENT (FLUX.2 VAEEncode) "
+            "for image -> depth or a part-way edit, a depth latent (Mofo Depth Encode) for depth -> image; "
+            "without either, width / height / batch set the size. Decode RGB with the FLUX.2 VAE, depth with "
+            "Mofo Depth Decode.",
+            inputs=[
+                MofoModel.Input("model"),
+                io.Conditioning.Input("positive"),
+                io.Conditioning.Input("negative", tooltip="Mofo Text Encode of an empty prompt (the reference's)"),
+                io.Sigmas.Input("rgb_sigmas"),
+                io.Sigmas.Input("depth_sigmas"),
+                io.Float.Input("cfg", default=4.0, min=0.0, max=30.0, step=0.1),
+                io.Float.Input("depth_cfg", default=-1.0, min=-1.0, max=30.0, step=0.1,
+                               tooltip="guidance of the depth head; -1 = same as cfg (the reference)"),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
+                io.Int.Input("width", default=512, min=16, max=4096, step=16),
+                io.Int.Input("height", default=512, min=16, max=4096, step=16),
+                io.Int.Input("batch_size", default=1, min=1, max=64),
+                io.Combo.Input("noise", options=NOISE, default=NOISE[0],
+                               tooltip="device: the reference's generator (same seed, same image as the reference "
+                               "on that device type); cpu: identical on every machine"),
+                io.Latent.Input("rgb_latent", optional=True),
+                MofoDepthLatent.Input("depth_latent", optional=True),
+            ],
+            outputs=[io.Latent.Output(display_name="rgb_latent"), MofoDepthLatent.Output(display_name="depth_latent")],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, rgb_sigmas, depth_sigmas, cfg, depth_cfg, seed, width, height,
+                batch_size, noise, rgb_latent=None, depth_latent=None) -> io.NodeOutput:
+        rgb, depth = run_sampler(model, positive, negative, rgb_sigmas, depth_sigmas, cfg=cfg,
+                                 depth_cfg=None if depth_cfg < 0 else depth_cfg, seed=seed, size=(height, width),
+                                 batch=batch_size, cpu_noise=noise == "cpu", rgb_latent=rgb_latent,
+                                 depth_latent=depth_latent)
+        return io.NodeOutput(rgb, depth)
+
+
+def _grid(rgb_latent, depth_latent, size, batch) -> tuple[int, int, int]:
+    if rgb_latent is not None:
+        s = rgb_latent["samples"]
+        if s.ndim != 4 or s.shape[1] != 128:
+            raise ValueError(f"rgb_latent is {tuple(s.shape)}; a FLUX.2 latent is (B, 128, H/16, W/16): encode the "
+                             "image with the FLUX.2 VAE (flux2-vae.safetensors) and VAEEncode")
+        return s.shape[0], s.shape[2], s.shape[3]
+    if depth_latent is not None:
+        return depth_latent["samples"].shape[0], depth_latent["height"], depth_latent["width"]
+    h, w = size
+    if h % 16 or w % 16:
+        raise ValueError(f"size {w}x{h} is not a multiple of 16")
+    return batch, h // 16, w // 16
+
+
+def run_sampler(handle: MofoModelHandle, positive, negative, rgb_sigmas, depth_sigmas, *, cfg, depth_cfg, seed, size,
+                batch, cpu_noise, rgb_latent, depth_latent):
+    """ComfyUI types in, ComfyUI types out; the work is mofo_core.sample."""
+    b, h, w = _grid(rgb_latent, depth_latent, size, batch)
+    ctx = check_conditioning(positive, "positive")
+    guided = cfg != 1.0 or (depth_cfg is not None and depth_cfg != 1.0)
+    null = check_conditioning(negative, "negative") if guided else None
+    device = handle.load(tokens=ctx.shape[1] + 2 * h * w, batch=b * (2 if guided else 1))
+    dit = handle.dit
+    rgb = latent_to_tokens(rgb_latent["samples"]).to(device).to(dit.dtype).float() if rgb_latent else None
+    dep = depth_latent["samples"].to(device).to(dit.dtype).float() if depth_latent else None
+    rs, ds = torch.as_tensor(rgb_sigmas).float(), torch.as_tensor(depth_sigmas).float()
+    noises = _cpu_noise(seed, b, h * w, rs, ds) if cpu_noise else {}
+    rgb_out, depth_out = sample(
+        dit, ctx.to(device).float().expand(b, -1, -1), null, rs, ds, height=h, width=w, cfg=cfg, depth_cfg=depth_cfg,
+        seed=None if cpu_noise else seed, rgb=rgb, depth=dep, callback=make_step_callback(len(rs) - 1, (h, w)),
+        **{k: v.to(device) for k, v in noises.items()},
+    )
+    out = mm.intermediate_device()
+    return ({"samples": tokens_to_latent(rgb_out, h, w).to(out)},
+            {"samples": depth_out.to(out), "height": h, "width": w})
+
+
+def _cpu_noise(seed: int, b: int, n: int, rs, ds) -> dict:
+    """Noise from a CPU generator in the reference's draw order (RGB first, only for noised modalities)."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    if float(rs[0]) > 0:
+        out["rgb_noise"] = torch.randn(b, n, 128, generator=g)
+    if float(ds[0]) > 0:
+        out["depth_noise"] = torch.randn(b, n, 256, generator=g)
+    return out

@@ -1,0 +1,132 @@
+"""Prompt -> CONDITIONING through ComfyUI's own Qwen3-8B text encoder, in the reference's 512-token form."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import comfy.model_management as mm
+import folder_paths
+import torch
+from comfy_api.latest import io
+
+from ..mofo_core.config import TEXT_TOKENS, V1
+from ..mofo_core.text_encoder import PromptTooLongError, QwenTextEmbedder
+from .runtime import patcher_class
+from .types import CATEGORY, MofoTextEncoder
+
+log = logging.getLogger(__name__)
+WIDTH = V1.context_in_dim  # 3 x 4096: Qwen3-8B hidden states 9, 18, 27
+
+
+def check_conditioning(cond, what: str = "conditioning"):
+    """(B, L, 12288) tensor of a CONDITIONING, or a ValueError that names the right text encoder."""
+    if not cond:
+        raise ValueError(f"{what} is empty")
+    if len(cond) > 1:
+        raise ValueError(f"{what} holds {len(cond)} entries (combined / area conditionings); the Modality Forcing "
+                         "sampler takes a single text conditioning")
+    t = cond[0][0]
+    if t.ndim != 3 or t.shape[-1] != WIDTH:
+        raise ValueError(
+            f"{what} is {tuple(t.shape)} wide, the model needs {WIDTH} features (Qwen3-8B). Load "
+            "qwen_3_8b.safetensors (or qwen_3_8b_fp8mixed) with CLIPLoader, type flux2 -- the FLUX.2 [klein] 9B "
+            "text encoder; Qwen3-4B (klein 4B) or Mistral (FLUX.2 dev) encoders do not fit"
+        )
+    return t
+
+
+class MofoTextEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="MofoTextEncode",
+            display_name="Mofo Text Encode",
+            category=CATEGORY,
+            description="Encodes a prompt into exactly 512 tokens of Qwen3-8B features as the Modality Forcing "
+            "reference does. Connect ComfyUI's CLIPLoader (qwen_3_8b.safetensors, type flux2) or a Mofo Text Encoder "
+            "Loader (transformers, reference-exact bf16 path). For the negative use an empty prompt: the model's "
+            "unconditional is the encoded empty prompt, not zeros.",
+            inputs=[
+                io.String.Input("text", multiline=True, dynamic_prompts=True),
+                io.Clip.Input("clip", optional=True),
+                MofoTextEncoder.Input("text_encoder", optional=True),
+            ],
+            outputs=[io.Conditioning.Output()],
+        )
+
+    @classmethod
+    def execute(cls, text: str, clip=None, text_encoder=None) -> io.NodeOutput:
+        if (clip is None) == (text_encoder is None):
+            raise ValueError("connect exactly one text encoder: CLIPLoader (qwen_3_8b.safetensors, type flux2) or "
+                             "Mofo Text Encoder Loader")
+        if text_encoder is not None:
+            return io.NodeOutput(encode_with_transformers(text_encoder, text))
+        cond = clip.encode_from_tokens_scheduled(clip.tokenize(text))
+        t = check_conditioning(cond, "the text encoder's output")
+        if t.shape[1] > TEXT_TOKENS:
+            log.warning("prompt is %d tokens; the model reads %d, the rest is dropped (as the reference does)",
+                        t.shape[1], TEXT_TOKENS)
+            cond = [[t[:, :TEXT_TOKENS], {**cond[0][1], "attention_mask": _cut(cond[0][1].get("attention_mask"))}]]
+        return io.NodeOutput(cond)
+
+
+class MofoTextEncoderLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="MofoTextEncoderLoader",
+            display_name="Mofo Text Encoder Loader (transformers)",
+            category=CATEGORY,
+            description="Loads a Qwen3-8B folder in Hugging Face format (config.json, tokenizer, *.safetensors) from "
+            "models/text_encoders with transformers: the reference's exact text path, and the one that works on "
+            "ComfyUI versions without native Qwen3-8B. Only the first 27 layers are loaded.",
+            inputs=[io.Combo.Input("folder", options=_hf_folders()),
+                    io.Combo.Input("dtype", options=["bf16", "fp32"], default="bf16")],
+            outputs=[MofoTextEncoder.Output(display_name="text_encoder")],
+        )
+
+    @classmethod
+    def execute(cls, folder: str, dtype: str) -> io.NodeOutput:
+        path = next((p for p in _roots() if (p / folder / "config.json").is_file()), None)
+        if path is None:
+            raise ValueError(f"{folder} is not a Hugging Face model folder under models/text_encoders")
+        te = QwenTextEmbedder.from_pretrained(path / folder, device=mm.text_encoder_offload_device(),
+                                              dtype=torch.bfloat16 if dtype == "bf16" else torch.float32)
+        patcher = patcher_class()(te.model, load_device=mm.text_encoder_device(),
+                                  offload_device=mm.text_encoder_offload_device())
+        return io.NodeOutput(TextEncoderHandle(te, patcher))
+
+
+@dataclass
+class TextEncoderHandle:
+    embedder: QwenTextEmbedder
+    patcher: object  # ModelPatcher: ComfyUI offloads the encoder before the DiT loads
+
+
+def encode_with_transformers(handle: TextEncoderHandle, text: str):
+    mm.load_models_gpu([handle.patcher])
+    try:
+        ctx = handle.embedder.encode([text])
+    except PromptTooLongError as e:
+        log.warning("%s -- dropping the end, as the reference does", e)
+        ctx = handle.embedder.encode([text], truncate=True)
+    return [[ctx.to(mm.intermediate_device()), {"pooled_output": None}]]
+
+
+def _roots():
+    from pathlib import Path
+
+    return [Path(p) for p in folder_paths.get_folder_paths("text_encoders")]
+
+
+def _hf_folders() -> list[str]:
+    out = []
+    for root in _roots():
+        if root.is_dir():
+            out += sorted(d.name for d in root.iterdir() if (d / "config.json").is_file())
+    return out
+
+
+def _cut(mask):
+    return None if mask is None else mask[..., :TEXT_TOKENS]
