@@ -107,9 +107,10 @@ def run_sampler(handle: MofoModelHandle, positive, negative, rgb_sigmas, depth_s
                 batch, cpu_noise, rgb_latent, depth_latent):
     """ComfyUI types in, ComfyUI types out; the work is mofo_core.sample."""
     b, h, w = _grid(rgb_latent, depth_latent, size, batch)
-    ctx = check_conditioning(positive, "positive")
+    width = handle.dit.config.context_in_dim
+    ctx = check_conditioning(positive, "positive", width)
     guided = cfg != 1.0 or (depth_cfg is not None and depth_cfg != 1.0)
-    null = check_conditioning(negative, "negative") if guided else None
+    null = check_conditioning(negative, "negative", width) if guided else None
     device = handle.load(tokens=ctx.shape[1] + 2 * h * w, batch=b * (2 if guided else 1))
     dit = handle.dit
     rgb = latent_to_tokens(rgb_latent["samples"]).to(device).to(dit.dtype).float() if rgb_latent else None

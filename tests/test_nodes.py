@@ -1,0 +1,216 @@
+"""Node tests against stand-ins of the ComfyUI modules (the real ComfyUI runs in tests/integration)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import FIXTURES, ROOT
+
+from mofo_core.tiny_assets import build_tiny_dit_files
+
+sys.path.insert(0, str(ROOT / "tests" / "comfy_stubs"))
+import stubs  # noqa: E402
+
+# Saved workflows store widget values by position: these orders are a compatibility promise.
+WIDGETS = {
+    "MofoModelLoader": ["model_name", "weight_dtype"],
+    "MofoDownloadModel": ["repo_id", "weight_dtype"],
+    "MofoTextEncode": ["text"],
+    "MofoTextEncoderLoader": ["folder", "dtype"],
+    "MofoScheduler": ["steps", "mode", "mu", "log2_alpha", "rgb_denoise", "depth_denoise"],
+    "MofoSampler": ["cfg", "depth_cfg", "seed", "width", "height", "batch_size", "noise"],
+    "MofoDepthDecode": ["colormap"],
+    "MofoDepthEncode": ["near_is_bright", "robust"],
+    "MofoFitImage": ["width", "height", "mode"],
+    "MofoDepthToPointCloud": ["fov_deg", "edge_rtol", "outlier_removal", "batch_index", "filename_prefix"],
+    "MofoSaveDepth": ["filename_prefix", "format"],
+}
+
+
+def _load_pack(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("comfy")
+    saved = stubs.install(tmp)
+    pack = _load_pack("mofo_pack")
+    assert "mofo_pack.nodes" not in sys.modules  # the root __init__ imports nothing at load time
+    ext = asyncio.run(pack.comfy_entrypoint())
+    nodes = {cls.define_schema().node_id: cls for cls in asyncio.run(ext.get_node_list())}
+    build_tiny_dit_files(tmp / "models" / "diffusion_models" / "mofo_tiny", seed=0)
+    shutil.copytree(FIXTURES / "tiny_qwen3", tmp / "models" / "text_encoders" / "qwen3_tiny")
+    yield tmp, nodes
+    for k in [k for k in sys.modules if k == "mofo_pack" or k.startswith("mofo_pack.")]:
+        del sys.modules[k]
+    for k, v in saved.items():
+        if v is None:
+            sys.modules.pop(k, None)
+        else:
+            sys.modules[k] = v
+
+
+def run(nodes, node_id, **kw):
+    return nodes[node_id].execute(**kw).args
+
+
+def test_root_init_exports_two_names_only():
+    text = (ROOT / "__init__.py").read_text()
+    assert "NODE_CLASS_MAPPINGS" not in text and "WEB_DIRECTORY" in text and "comfy_entrypoint" in text
+
+
+def test_every_node_registers_with_stable_id_category_and_widget_order(env):
+    _, nodes = env
+    assert sorted(nodes) == sorted(WIDGETS)
+    for node_id, cls in nodes.items():
+        schema = cls.define_schema()
+        assert schema.category == "ModalityForcing" and schema.description
+        widgets = [i.id for i in schema.inputs if getattr(i, "widget", False)]
+        assert widgets == WIDGETS[node_id], node_id
+
+
+def _pipeline(nodes, tmp, **sampler_kw):
+    (model,) = run(nodes, "MofoModelLoader", model_name="mofo_tiny/model.safetensors", weight_dtype="default")
+    (te,) = run(nodes, "MofoTextEncoderLoader", folder="qwen3_tiny", dtype="fp32")
+    (pos,) = run(nodes, "MofoTextEncode", text="a red chair", text_encoder=te)
+    (neg,) = run(nodes, "MofoTextEncode", text="", text_encoder=te)
+    return model, pos, neg
+
+
+def test_text_to_rgb_depth_point_cloud(env):
+    tmp, nodes = env
+    model, pos, neg = _pipeline(nodes, tmp)
+    assert pos[0][0].shape == (1, 512, 48)
+    rs, ds = run(nodes, "MofoScheduler", steps=3, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
+                 depth_denoise=1.0)
+    stubs.ProgressBar.log.clear()
+    rgb, dl = run(nodes, "MofoSampler", model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds,
+                  cfg=4.0, depth_cfg=-1.0, seed=7, width=48, height=32, batch_size=2, noise="cpu")
+    assert rgb["samples"].shape == (2, 128, 2, 3) and dl["samples"].shape == (2, 6, 256)
+    assert [v for v, _, _ in stubs.ProgressBar.log] == [1, 2, 3]
+    depth, img = run(nodes, "MofoDepthDecode", depth_latent=dl, colormap="grey")
+    assert depth["depth"].shape == (2, 32, 48) and img.shape == (2, 32, 48, 3)
+    assert float(img.min()) >= 0 and float(img.max()) <= 1 and torch.equal(img[..., 0], img[..., 2])
+    color = torch.rand(2, 32, 48, 3)
+    out = nodes["MofoDepthToPointCloud"].execute(image=color, depth=depth, fov_deg=65.0, edge_rtol=0.0,
+                                                 outlier_removal=False, batch_index=1, filename_prefix="mofo/cloud")
+    ply_rel, glb_rel, file3d = out.args
+    from plyfile import PlyData
+
+    ply = PlyData.read(tmp / "output" / ply_rel)
+    valid = np.isfinite(depth["depth"][1].numpy()) & (depth["depth"][1].numpy() > 0)
+    assert len(ply["vertex"]) == int(valid.sum()) > 0
+    assert (tmp / "output" / glb_rel).is_file() and file3d.format == "ply"
+    assert out.ui["images"] and out.ui["3d"][0]["filename"].endswith(".ply")
+
+
+def test_cpu_noise_is_reproducible_and_device_noise_matches_the_core_sampler(env):
+    tmp, nodes = env
+    model, pos, neg = _pipeline(nodes, tmp)
+    rs, ds = run(nodes, "MofoScheduler", steps=2, mode="joint", mu=1.1, log2_alpha=0.0, rgb_denoise=1.0,
+                 depth_denoise=1.0)
+    kw = dict(model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds, cfg=1.0, depth_cfg=-1.0,
+              seed=3, width=32, height=32, batch_size=1)
+    a = run(nodes, "MofoSampler", noise="cpu", **kw)
+    b = run(nodes, "MofoSampler", noise="cpu", **kw)
+    assert torch.equal(a[0]["samples"], b[0]["samples"])
+    import mofo_core as mc
+
+    c = run(nodes, "MofoSampler", noise="device (reference)", **kw)
+    r, d = mc.sample(model.dit, pos[0][0], None, rs, ds, height=2, width=2, seed=3)
+    assert torch.equal(c[1]["samples"], d)
+
+
+def test_image_to_depth_with_letterbox_returns_input_size(env):
+    tmp, nodes = env
+    model, pos, neg = _pipeline(nodes, tmp)
+    image = torch.rand(1, 40, 72, 3)
+    fitted, fit = run(nodes, "MofoFitImage", image=image, width=48, height=48, mode="letterbox")
+    assert fitted.shape == (1, 48, 48, 3) and fit["box"] is not None
+    from mofo_core import AutoEncoderConfig, build_autoencoder
+
+    latent = {"samples": build_autoencoder(AutoEncoderConfig.tiny()).encode(fitted)}  # stands in for VAEEncode
+    rs, ds = run(nodes, "MofoScheduler", steps=2, mode="i2d", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
+                 depth_denoise=1.0)
+    rgb, dl = run(nodes, "MofoSampler", model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds,
+                  cfg=1.0, depth_cfg=-1.0, seed=0, width=512, height=512, batch_size=1, noise="cpu",
+                  rgb_latent=latent)
+    assert torch.equal(rgb["samples"], latent["samples"].to(torch.float32))  # held clean (fp32 body: exact)
+    depth, img = run(nodes, "MofoDepthDecode", depth_latent=dl, colormap="magma", fit=fit)
+    assert depth["depth"].shape == (1, 40, 72) and img.shape == (1, 40, 72, 3)
+
+
+def test_depth_to_image_from_a_controlnet_style_depth_image(env):
+    tmp, nodes = env
+    model, pos, neg = _pipeline(nodes, tmp)
+    disp = torch.linspace(0.2, 1.0, 32)[None, :, None, None].expand(1, 32, 48, 3).contiguous()
+    (dl,) = run(nodes, "MofoDepthEncode", depth_image=disp, near_is_bright=True, robust=False)
+    assert dl["samples"].shape == (1, 6, 256) and (dl["height"], dl["width"]) == (2, 3)
+    rs, ds = run(nodes, "MofoScheduler", steps=2, mode="d2i", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
+                 depth_denoise=1.0)
+    rgb, dl2 = run(nodes, "MofoSampler", model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds,
+                   cfg=3.0, depth_cfg=-1.0, seed=0, width=512, height=512, batch_size=1, noise="cpu",
+                   depth_latent=dl)
+    assert rgb["samples"].shape == (1, 128, 2, 3) and torch.equal(dl2["samples"], dl["samples"])
+
+
+def test_clear_errors(env):
+    tmp, nodes = env
+    model, pos, neg = _pipeline(nodes, tmp)
+    rs, ds = run(nodes, "MofoScheduler", steps=2, mode="i2d", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
+                 depth_denoise=1.0)
+    base = dict(model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds, cfg=1.0, depth_cfg=-1.0,
+                seed=0, width=32, height=32, batch_size=1, noise="cpu")
+    with pytest.raises(ValueError, match="held clean"):
+        run(nodes, "MofoSampler", **base)
+    bad = [[torch.zeros(1, 512, 40), {}]]  # the wrong text encoder for this (tiny) model
+    with pytest.raises(ValueError, match="qwen_3_8b.safetensors"):
+        run(nodes, "MofoSampler", **{**base, "positive": bad})
+    with pytest.raises(ValueError, match="exactly one text encoder"):
+        run(nodes, "MofoTextEncode", text="x")
+    with pytest.raises(ValueError, match="not a multiple of 16"):
+        run(nodes, "MofoSampler", **{**base, "width": 40})
+    with pytest.raises(ValueError, match="FLUX.2 latent"):
+        run(nodes, "MofoSampler", **{**base, "rgb_latent": {"samples": torch.zeros(1, 16, 4, 4)}})
+    with pytest.raises(ValueError, match="RGB-only FLUX.2"):
+        from safetensors.torch import load_file, save_file
+
+        sd = load_file(tmp / "models/diffusion_models/mofo_tiny/model.safetensors")
+        save_file({k: v for k, v in sd.items() if "depth" not in k}, tmp / "models/diffusion_models/klein.safetensors")
+        run(nodes, "MofoModelLoader", model_name="klein.safetensors", weight_dtype="default")
+
+
+def test_interrupt_stops_sampling(env):
+    tmp, nodes = env
+    model, pos, neg = _pipeline(nodes, tmp)
+    rs, ds = run(nodes, "MofoScheduler", steps=5, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
+                 depth_denoise=1.0)
+    stubs.MM.calls, stubs.MM.interrupt_at = 0, 2
+    try:
+        with pytest.raises(stubs.Interrupted):
+            run(nodes, "MofoSampler", model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds,
+                cfg=1.0, depth_cfg=-1.0, seed=0, width=32, height=32, batch_size=1, noise="cpu")
+        assert stubs.MM.calls == 2
+    finally:
+        stubs.MM.interrupt_at = None
+
+
+def test_save_depth_writes_16bit_png(env):
+    tmp, nodes = env
+    depth = {"depth": torch.rand(1, 32, 48) + 0.5}
+    out = nodes["MofoSaveDepth"].execute(depth=depth, filename_prefix="mofo/depth", format="png16")
+    from PIL import Image
+
+    files = sorted((tmp / "output" / "mofo").glob("depth_*.png"))
+    assert files and Image.open(files[-1]).mode in ("I;16", "I") and out.ui.as_dict()["images"]
