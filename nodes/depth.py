@@ -137,5 +137,6 @@ class MofoSaveDepth(io.ComfyNode):
     def execute(cls, depth, filename_prefix, format) -> io.NodeOutput:
         from .files import save_depth_files
 
-        save_depth_files(depth["depth"], filename_prefix, format)
-        return io.NodeOutput(ui=ui.PreviewImage(depth_to_image(depth["depth"]), cls=cls))
+        saved = save_depth_files(depth["depth"], filename_prefix, format)
+        preview = ui.PreviewImage(depth_to_image(depth["depth"]), cls=cls).as_dict()
+        return io.NodeOutput(ui={**preview, "depth_files": saved})  # the saved files, listed in the history

@@ -93,7 +93,9 @@ class MofoTextEncoderLoader(io.ComfyNode):
             raise ValueError(f"{folder} is not a Hugging Face model folder under models/text_encoders")
         te = QwenTextEmbedder.from_pretrained(path / folder, device=mm.text_encoder_offload_device(),
                                               dtype=torch.bfloat16 if dtype == "bf16" else torch.float32)
-        patcher = patcher_class()(te.model, load_device=mm.text_encoder_device(),
+        # a plain container: ModelPatcher sets `.device` on what it manages, a read-only property on HF models
+        holder = torch.nn.ModuleDict({"qwen3": te.model})
+        patcher = patcher_class()(holder, load_device=mm.text_encoder_device(),
                                   offload_device=mm.text_encoder_offload_device())
         return io.NodeOutput(TextEncoderHandle(te, patcher))
 

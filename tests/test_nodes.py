@@ -213,4 +213,4 @@ def test_save_depth_writes_16bit_png(env):
     from PIL import Image
 
     files = sorted((tmp / "output" / "mofo").glob("depth_*.png"))
-    assert files and Image.open(files[-1]).mode in ("I;16", "I") and out.ui.as_dict()["images"]
+    assert files and Image.open(files[-1]).mode in ("I;16", "I") and out.ui["images"] and out.ui["depth_files"][0]["filename"].endswith(".png")
