@@ -114,13 +114,20 @@ class MofoPipeline:
         text_dtype: torch.dtype | None = None,
         keep_text_encoder: bool = False,
         compile: bool = False,
+        attention: str = "auto",
+        fp8: str | None = None,
+        offload_dit: bool = False,
     ):
+        """dtype: DiT body dtype; fp8: None, "tensor" or "row" (e4m3 block matrices, `mofo_core.fp8`);
+        attention: "auto", "sdpa", "flash", "cudnn" or "efficient" (`mofo_core.perf`); compile: compile the
+        repeated blocks; offload_dit: move the DiT to the CPU for the VAE decode (back on the next job)."""
         self.files = files
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = dtype
         self.text_dtype = text_dtype or (torch.bfloat16 if dtype != torch.float32 else torch.float32)
         self.keep_text_encoder = keep_text_encoder
         self.compile = compile
+        self.attention, self.fp8, self.offload_dit = attention, fp8, offload_dit
         self._dit = self._ae = self._text = None
         self._null: Tensor | None = None
 
@@ -152,11 +159,14 @@ class MofoPipeline:
             from .loading import load_dit
 
             cfg = json.loads(self.files.config_json.read_text()) if self.files.config_json else None
-            self._dit = load_dit(self.files.dit, device=self.device, dtype=self.dtype, config_json=cfg)
-            if self.compile:
-                from .perf import compile_blocks
+            self._dit = load_dit(self.files.dit, device=self.device, dtype=self.dtype, config_json=cfg, fp8=self.fp8)
+            from .perf import compile_blocks, set_attention
 
+            set_attention(self._dit, self.attention)
+            if self.compile:
                 compile_blocks(self._dit)
+        elif self._dit.img_in.weight.device.type != self.device.type:  # offloaded for the last decode
+            self._dit.to(self.device)
         return self._dit
 
     def autoencoder(self, *, encoder: bool):
@@ -203,7 +213,8 @@ class MofoPipeline:
             raise ValueError("depth -> image needs a depth map")
         h, w = p.height // LATENT_COMPRESSION, p.width // LATENT_COMPRESSION
 
-        # 1. text (frees the encoder before the DiT loads)
+        # 1. text (checked with the tokenizer alone first; the encoder is freed before the DiT loads)
+        QwenTextEmbedder.tokenizer_only(self.files.text_encoder).tokenize([p.prompt], truncate=p.truncate_prompt)
         need_null = p.cfg != 1.0 or p.depth_cfg != 1.0
         ctx, null = self.encode_text(p.prompt, batch=p.batch, need_null=need_null, truncate=p.truncate_prompt)
         dit = self.dit
@@ -237,6 +248,9 @@ class MofoPipeline:
         # 4. decode
         from .autoencoder import tokens_to_latent
 
+        if self.offload_dit and self.device.type == "cuda":
+            self._dit.to("cpu")
+            torch.cuda.empty_cache()
         rgb_latent = tokens_to_latent(rgb_tok, h, w)
         depth_map = decode_depth(depth_tok, h, w).cpu().numpy()  # (B, H, W)
         if p.mode == "i2d":
@@ -255,6 +269,8 @@ class MofoPipeline:
             model=self.files.model_spec or str(self.files.dit),
             text_encoder=self.files.text_encoder_spec or str(self.files.text_encoder),
             dtype=str(self.dtype).removeprefix("torch."),
+            fp8=self.fp8,
+            attention=self.attention,
             device=str(self.device),
             package="comfyui-modality-forcing",
             package_version=__version__,

@@ -83,6 +83,13 @@ class QwenTextEmbedder:
         log.info("text encoder %s: %d of %d layers loaded (%s)", path.name, keep, config.num_hidden_layers, dtype)
         return cls(tokenizer, model, output_layers=output_layers)
 
+    @classmethod
+    def tokenizer_only(cls, path: str | Path) -> QwenTextEmbedder:
+        """Just the tokenizer (prompt checks before gigabytes of weights load); encode() is unavailable."""
+        from transformers import AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(str(path)), None)
+
     @property
     def hidden_size(self) -> int:
         return self.model.config.hidden_size
@@ -120,7 +127,7 @@ class QwenTextEmbedder:
     def encode(self, prompts: str | Sequence[str], *, truncate: bool = False) -> Tensor:
         """fp32 (B, 512, len(output_layers) * hidden) on the encoder's device."""
         if self.model is None:
-            raise RuntimeError("this text encoder was released; load it again to encode more prompts")
+            raise RuntimeError("this text encoder holds no weights (released, or tokenizer only); load it again")
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         ids, mask = self.tokenize(prompts, truncate=truncate)
         dev = self.device

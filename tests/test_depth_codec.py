@@ -23,8 +23,8 @@ def test_patch_order_is_row_major_inside_each_patch():
     d[0, 1, 16] = 0.25  # row 1, col 0 of the second patch -> token 1, channel 16
     t = mc.encode_depth(d)
     m = d.mean()
-    assert t[0, 0, 1] == pytest.approx(0.5 / m, rel=1e-6)
-    assert t[0, 1, 16] == pytest.approx(0.25 / m, rel=1e-6)
+    assert float(t[0, 0, 1]) == pytest.approx(float(0.5 / m), rel=1e-6)
+    assert float(t[0, 1, 16]) == pytest.approx(float(0.25 / m), rel=1e-6)
 
 
 def test_contract_is_inverted_and_saturates_below_two():
@@ -39,7 +39,7 @@ def test_reference_decode_gives_inf_or_negative_and_robust_clamps():
     raw = inverse_contract(c)
     assert torch.isinf(raw[0]) and raw[1] < 0 and raw[2] < 0
     robust = inverse_contract(c, robust=True)
-    assert torch.isfinite(robust).all() and (robust >= 0).all() and robust[0] == pytest.approx(1000.0, rel=1e-3)
+    assert torch.isfinite(robust).all() and (robust >= 0).all() and float(robust[0]) == pytest.approx(1000.0, rel=1e-3)
 
 
 def test_robust_unit_mean_ignores_invalid_pixels_per_map():
