@@ -73,8 +73,3 @@ def schedule(
         depth = tilt(rgb, log2_alpha) if depth_denoise == rgb_denoise else tilt(depth, log2_alpha)
     return rgb, depth
 
-
-def last_nonzero(sigmas: Tensor) -> float:
-    """Smallest positive time in a list (0.0 when the list is all zeros)."""
-    pos = sigmas[sigmas > 0]
-    return float(pos.min()) if pos.numel() else 0.0

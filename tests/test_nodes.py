@@ -214,3 +214,15 @@ def test_save_depth_writes_16bit_png(env):
 
     files = sorted((tmp / "output" / "mofo").glob("depth_*.png"))
     assert files and Image.open(files[-1]).mode in ("I;16", "I") and out.ui["images"] and out.ui["depth_files"][0]["filename"].endswith(".png")
+
+
+def test_point_cloud_node_without_native_3d_types_still_saves_and_previews(env, monkeypatch):
+    tmp, nodes = env
+    io = sys.modules["comfy_api.latest.io"]
+    monkeypatch.delattr(io, "File3DPLY")  # ComfyUI before ~0.12 has no FILE_3D_* types
+    cls = nodes["MofoDepthToPointCloud"]
+    assert [o.io_type for o in cls.define_schema().outputs] == ["STRING", "STRING"]
+    depth = {"depth": torch.rand(1, 16, 16) + 1.0}
+    out = cls.execute(image=torch.rand(1, 16, 16, 3), depth=depth, fov_deg=60.0, edge_rtol=0.0,
+                      outlier_removal=False, batch_index=0, filename_prefix="old/cloud")
+    assert len(out.args) == 2 and (tmp / "output" / out.args[0]).is_file() and out.ui["images"]
