@@ -3,7 +3,7 @@
 The release file `bartduis/modality_forcing/model.safetensors` stores the DiT under the wrapper's
 attribute, so every key starts with `dit.` (reference `runner.from_pretrained` loads `FluxRGBD`); bare
 keys are accepted too. v2 is told from v1 by `cross_alpha_img`; an optional `config.json` `"variant"`
-must agree. Loading is strict in both directions (the reference's `strict=False` silently drops a v2
+must agree. Loading is strict in both directions (the reference's non-strict load silently drops a v2
 checkpoint's mixing weights when its config says v1). The model is built on the meta device and the
 tensors are assigned, so nothing is allocated twice and no random init runs.
 """
@@ -176,6 +176,8 @@ def load_dit(
     operations=torch_ops,
     config_json: Mapping | None = None,
     compute_dtype: torch.dtype | None = None,
+    fp8: str | None = None,
+    reader: str = "auto",
 ) -> MofoDiT:
     """Build a `MofoDiT` from a `.safetensors` file, a directory with `model.safetensors` (+ optional
     `config.json`), or a state dict; `dit.`-prefixed or bare keys.
@@ -187,6 +189,11 @@ def load_dit(
         config_json: overrides the directory's config.json (`variant`, optional `axes_dim`, `theta`).
         compute_dtype: the body's compute dtype when it differs from the storage dtype (default: dtype,
             or bf16 for fp8 storage; the `operations` layers must then cast weights, as comfy.ops does).
+        fp8: "tensor" or "row": store the block matrices as e4m3 with per-tensor / per-channel scales and run
+            them on the fp8 matrix units (`mofo_core.fp8`); each is quantised as it is read. dtype stays the
+            compute dtype of everything else (bf16).
+        reader: "threaded" (parallel reads into pinned memory, `mofo_core.perf.iter_safetensors`),
+            "safetensors" (safe_open) or "auto" (threaded on CUDA).
     """
     path, found_json = _resolve(source)
     config_json = config_json if config_json is not None else found_json
@@ -204,10 +211,20 @@ def load_dit(
     with torch.device("meta"):
         model = MofoDiT(cfg, dtype=dtype, operations=operations)
     _check_keys(model, bare)
+    convert = None
+    if fp8:
+        from .fp8 import fp8_loader
+
+        convert = fp8_loader(model, scaling=fp8)
 
     def tensors():
         if path is None:
             yield from ((k, state[k]) for k in shapes)
+            return
+        if reader == "threaded" or (reader == "auto" and torch.device(device).type == "cuda"):
+            from .perf import iter_safetensors
+
+            yield from iter_safetensors(path, device)
             return
         from safetensors import safe_open
 
@@ -218,7 +235,12 @@ def load_dit(
     loaded = {}
     for key, t in tensors():
         name = key[len(prefix) :]
-        loaded[name] = t.to(device=device, dtype=head_dtype if name.startswith(HEAD) else dtype)
+        t = t.to(device=device, dtype=head_dtype if name.startswith(HEAD) else dtype)
+        if convert is None:
+            loaded[name] = t
+        else:
+            loaded.update(convert(name, t))
+        del t
     model.load_state_dict(loaded, strict=True, assign=True)
     left = [n for n, p in model.named_parameters() if p.is_meta]
     if left:  # cannot happen after the key check; kept as the last line of defence
@@ -226,6 +248,10 @@ def load_dit(
     if compute_dtype is None:
         compute_dtype = torch.bfloat16 if dtype.itemsize == 1 else dtype
     model.body_dtype = compute_dtype
+    if convert is not None:
+        from .fp8 import set_native
+
+        set_native(model)
     model.eval().requires_grad_(False)
     log.info("loaded %s DiT (%d tensors, %s, depth head %s) from %s", cfg.variant, len(loaded), dtype, head_dtype,
              path or "state dict")
