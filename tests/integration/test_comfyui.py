@@ -57,7 +57,7 @@ def server(tmp_path_factory):
         (base / "models" / "checkpoints").mkdir(parents=True, exist_ok=True)
         (base / "models" / "controlnet").mkdir(parents=True, exist_ok=True)
         write_tiny_sd15(base / "models/checkpoints/v1-5-pruned-emaonly-fp16.safetensors",
-                        base / "models/controlnet/control_v11f1p_sd15_depth_fp16.safetensors")
+                        base / "models/controlnet/control_v11f1p_sd15_depth_fp16.safetensors", full_clip=True)
         sd_ready = True
     except ImportError:
         pass
