@@ -150,7 +150,10 @@ class QwenTextEmbedder:
 
     def release(self) -> None:
         """Drop the weights (frees host or GPU memory); encode() afterwards is an error."""
-        dev = self.device
+        import gc
+
+        dev = self.device if self.model is not None else torch.device("cpu")
         self.model = None
+        gc.collect()  # transformers models hold reference cycles: without this the weights linger until a GC pass
         if dev.type == "cuda":
             torch.cuda.empty_cache()

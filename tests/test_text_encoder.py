@@ -48,8 +48,12 @@ def test_long_prompt_is_a_clear_error_unless_truncation_is_asked(embedder):
 
 
 def test_release_frees_and_refuses_further_use(tmp_path):
+    import weakref
+
     e = QwenTextEmbedder.from_pretrained(FIXTURES / "tiny_qwen3", dtype=torch.float32)
+    alive = weakref.ref(e.model)
     e.release()
+    assert alive() is None  # really freed, not waiting for a GC pass (transformers models hold cycles)
     with pytest.raises(RuntimeError, match="released, or tokenizer only"):
         e.encode("a")
 
