@@ -3,6 +3,10 @@ to mofo_core."""
 
 from __future__ import annotations
 
+import logging
+import shutil
+from pathlib import Path
+
 from comfy_api.latest import ComfyExtension, io
 
 from .depth import MofoDepthDecode, MofoDepthEncode, MofoFitImage, MofoSaveDepth
@@ -26,6 +30,32 @@ NODES: list[type[io.ComfyNode]] = [
 ]
 
 
+EXAMPLE_INPUTS = [Path(__file__).resolve().parents[1] / "assets" / "mofo_depth_example.png"]
+
+
+def provide_example_inputs() -> list[Path]:
+    """Copy the shipped example inputs (the depth map that workflows/mofo_depth_to_image.json loads) into
+    ComfyUI's input folder, so that workflow opens without a missing-file error. Never overwrites; a read-only
+    or unknown input folder is not an error. Returns the files it wrote."""
+    written = []
+    try:
+        import folder_paths
+
+        dst_dir = Path(folder_paths.get_input_directory())
+        for src in EXAMPLE_INPUTS:
+            dst = dst_dir / src.name
+            if src.is_file() and not dst.exists():
+                dst_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+                written.append(dst)
+    except (OSError, AttributeError, ImportError) as e:
+        logging.info("ModalityForcing: example inputs not copied into the input folder (%s)", e)
+    return written
+
+
 class MofoExtension(ComfyExtension):
+    async def on_load(self) -> None:
+        provide_example_inputs()
+
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return NODES

@@ -4,7 +4,12 @@
 
 Each workflow is described once below as nodes + links; this script lays them out in columns, adds groups
 and a note saying which model files to get and where. tests/integration converts the written files to API
-prompts through a live ComfyUI's /object_info, so a slot or widget mistake here fails there.
+prompts through a live ComfyUI's /object_info, so a slot or widget mistake here fails there; tests/e2e opens them
+in the real frontend and checks that no node is smaller than its widgets need, that nothing overlaps and that
+every group title fits its group.
+
+It also writes assets/mofo_depth_example.png, the example depth map of the depth -> image workflow (the pack
+copies it into ComfyUI's input folder on start-up, see nodes/__init__.py).
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "workflows"
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "workflows"
+DEPTH_EXAMPLE = ROOT / "assets" / "mofo_depth_example.png"
 CNR = {"cnr_id": "comfyui-modality-forcing", "ver": "0.1.0"}
 
 MOFO_URL = "https://huggingface.co/bartduis/modality_forcing/resolve/main/model.safetensors"
@@ -66,7 +73,8 @@ SLOTS = {
 }
 TITLES = {"MofoTextEncode": "Mofo Text Encode"}
 MODELS = {  # properties.models lets the frontend's missing-model dialog offer the download
-    "MofoModelLoader": [{"name": "model.safetensors", "url": MOFO_URL, "directory": "diffusion_models/modality_forcing"}],
+    # the frontend matches `name` against the widget value, and `directory` must be a models/ folder key
+    "MofoModelLoader": [{"name": MOFO_FILE, "url": MOFO_URL, "directory": "diffusion_models"}],
     "CLIPLoader": [{"name": QWEN_FILE, "url": QWEN_URL, "directory": "text_encoders"}],
     "VAELoader": [{"name": VAE_FILE, "url": VAE_URL, "directory": "vae"}],
     "CheckpointLoaderSimple": [{"name": "v1-5-pruned-emaonly-fp16.safetensors", "url": SD15_URL,
@@ -76,25 +84,45 @@ MODELS = {  # properties.models lets the frontend's missing-model dialog offer t
 }
 
 FILES_NOTE = f"""## Model files (put them here, then press Run)
-| file | folder | from |
-|---|---|---|
-| `model.safetensors` (24 GB, Modality Forcing DiT) | `models/diffusion_models/modality_forcing/` | [bartduis/modality_forcing]({MOFO_URL}) |
-| `{QWEN_FILE}` (16 GB; `qwen_3_8b_fp8mixed` works too) | `models/text_encoders/` | [Comfy-Org]({QWEN_URL}) |
-| `{VAE_FILE}` (FLUX.2 VAE) | `models/vae/` | [Comfy-Org]({VAE_URL}) |
+* **`model.safetensors`** (24 GB, the Modality Forcing DiT) in `models/diffusion_models/modality_forcing/`
+  from [bartduis/modality_forcing]({MOFO_URL}), or use **Mofo Download + Load Model** instead of Mofo Load Model
+* **`{QWEN_FILE}`** (16 GB; `qwen_3_8b_fp8mixed` works too) in `models/text_encoders/` from [Comfy-Org]({QWEN_URL})
+* **`{VAE_FILE}`** (the FLUX.2 VAE) in `models/vae/` from [Comfy-Org]({VAE_URL})
 
-Or use **Mofo Download + Load Model** instead of Mofo Load Model. The Modality Forcing weights are
-**CC BY-NC 4.0 (non-commercial)**. Needs ComfyUI >= 0.9.2 (Qwen3-8B text encoder)."""
+The Modality Forcing weights are **CC BY-NC 4.0 (non-commercial)**. Needs ComfyUI >= 0.9.2 (Qwen3-8B text
+encoder)."""
+
+
+# Layout. Heights below are what the ComfyUI 0.29 frontend (1.47) computes for each node's slots + widgets
+# (LGraphNode.computeSize, title bar excluded), plus a little air: a node saved smaller is grown on load and then
+# overlaps the node under it. Nodes with a preview (images, the 3D viewer) get room for it.
+W = 320  # default node width
+TITLE = 30  # LiteGraph.NODE_TITLE_HEIGHT
+ROW_GAP, COL_GAP, GROUP_GAP = 30, 60, 50  # between nodes in a column / columns / groups stacked in a column
+GROUP_PAD, GROUP_HEAD = 20, 45  # group border around its nodes; group title bar above them
+MIN_H = {
+    "MofoModelLoader": 90, "CLIPLoader": 110, "VAELoader": 60, "MofoTextEncode": 160, "MofoScheduler": 200,
+    "MofoSampler": 350, "MofoDepthDecode": 80, "MofoDepthEncode": 110, "MofoFitImage": 130,
+    "MofoDepthToPointCloud": 330, "MofoSaveDepth": 260, "VAEDecode": 50, "VAEEncode": 50, "SaveImage": 320,
+    "PreviewImage": 320, "LoadImage": 340, "ImageScale": 140, "Preview3D": 440, "CheckpointLoaderSimple": 100,
+    "CLIPTextEncode": 130, "ControlNetLoader": 60, "ControlNetApplyAdvanced": 190, "EmptyLatentImage": 110,
+    "KSampler": 270, "MarkdownNote": 300,
+}
+VIEW = {"scale": 0.75, "offset": [60, 110]}  # opening view: the groups' titles clear the frontend's top bar
 
 
 class Graph:
+    """Nodes are placed by (column, row): columns left to right, rows top to bottom inside a column, each node
+    as tall as it needs (MIN_H); groups are drawn around their nodes at write time."""
+
     def __init__(self):
         self.nodes, self.links, self.groups = [], [], []
 
     def add(self, ntype, widgets=(), col=0, row=0, title=None, size=None, props=None):
         ins, outs = SLOTS[ntype]
         node = {
-            "id": len(self.nodes) + 1, "type": ntype, "pos": [40 + col * 360, 80 + row * 190],
-            "size": size or [320, 150 if widgets else 60], "flags": {}, "order": len(self.nodes), "mode": 0,
+            "id": len(self.nodes) + 1, "type": ntype, "pos": [0, 0],
+            "size": size or [W, MIN_H[ntype]], "flags": {}, "order": len(self.nodes), "mode": 0,
             "inputs": [{"name": n, "type": t, "link": None} for n, t in ins],
             "outputs": [{"name": n, "type": t, "links": [], "slot_index": i} for i, (n, t) in enumerate(outs)],
             "properties": {"Node name for S&R": ntype, **({} if ntype == "MarkdownNote" else CNR), **(props or {})},
@@ -105,6 +133,8 @@ class Graph:
         if title or ntype in TITLES:
             node["title"] = title or TITLES[ntype]
         self.nodes.append(node)
+        self._cell = getattr(self, "_cell", {})
+        self._cell[node["id"]] = (col, row)
         return node["id"]
 
     def link(self, src, out_name, dst, in_name):
@@ -118,14 +148,37 @@ class Graph:
         d["inputs"][ii]["link"] = lid
 
     def group(self, title, ids, color):
-        xs = [self.nodes[i - 1]["pos"][0] for i in ids]
-        ys = [self.nodes[i - 1]["pos"][1] for i in ids]
-        x2 = [self.nodes[i - 1]["pos"][0] + self.nodes[i - 1]["size"][0] for i in ids]
-        y2 = [self.nodes[i - 1]["pos"][1] + self.nodes[i - 1]["size"][1] for i in ids]
-        self.groups.append({"title": title, "bounding": [min(xs) - 20, min(ys) - 50, max(x2) - min(xs) + 40,
-                                                         max(y2) - min(ys) + 70], "color": color, "font_size": 22})
+        self.groups.append({"title": title, "ids": list(ids), "color": color, "font_size": 22})
+
+    def _layout(self):
+        group_of = {i: gi for gi, g in enumerate(self.groups) for i in g["ids"]}
+        cols = sorted({c for c, _ in self._cell.values()})
+        x, col_x = 40, {}
+        for c in cols:
+            col_x[c] = x
+            x += max(n["size"][0] for n in self.nodes if self._cell[n["id"]][0] == c) + COL_GAP
+        for c in cols:
+            y, prev = GROUP_HEAD + GROUP_PAD + TITLE, None
+            column = sorted((n for n in self.nodes if self._cell[n["id"]][0] == c),
+                            key=lambda n: self._cell[n["id"]][1])
+            for n in column:
+                g = group_of.get(n["id"], -1)
+                if prev is not None and g != prev:  # leave room for the group borders and the next group's title
+                    y += GROUP_GAP + GROUP_PAD + (GROUP_HEAD if g >= 0 else 0)
+                n["pos"] = [col_x[c], y]
+                y += n["size"][1] + TITLE + ROW_GAP
+                prev = g
+        for g in self.groups:
+            ns = [self.nodes[i - 1] for i in g.pop("ids")]
+            x0 = min(n["pos"][0] for n in ns) - GROUP_PAD
+            y0 = min(n["pos"][1] for n in ns) - TITLE - GROUP_HEAD
+            x1 = max(n["pos"][0] + n["size"][0] for n in ns) + GROUP_PAD
+            y1 = max(n["pos"][1] + n["size"][1] for n in ns) + GROUP_PAD
+            g["bounding"] = [x0, y0, x1 - x0, y1 - y0]
+            g.update(title=g.pop("title"), color=g.pop("color"), font_size=g.pop("font_size"))
 
     def write(self, name, description):
+        self._layout()
         for n in self.nodes:  # drop optional sockets nobody uses, as the frontend saves them
             n["inputs"] = [i for i in n["inputs"] if i["link"] is not None or i["name"] in _REQUIRED.get(n["type"], ())]
             for i, p in enumerate(n["inputs"]):
@@ -134,7 +187,7 @@ class Graph:
                         lk[4] = i
         doc = {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
                "links": self.links, "groups": self.groups, "config": {},
-               "extra": {"ds": {"scale": 0.75, "offset": [0, 0]}, "info": {"description": description}},
+               "extra": {"ds": VIEW, "info": {"description": description}},
                "version": 0.4}
         (OUT / name).write_text(json.dumps(doc, indent=1) + "\n")
 
@@ -156,9 +209,14 @@ def models(g: Graph):
     return m, c, v
 
 
+def note(g: Graph, text: str):
+    """The model-files note, under the Models group (column 0)."""
+    g.add("MarkdownNote", [FILES_NOTE + "\n\n" + text], 0, 9, size=[W, 470])
+
+
 def prompts(g: Graph, clip, text, col=1):
-    p = g.add("MofoTextEncode", [text], col, 0, title="Prompt", size=[320, 160])
-    n = g.add("MofoTextEncode", [""], col, 1, title="Negative (leave empty: the model's unconditional)")
+    p = g.add("MofoTextEncode", [text], col, 0, title="Prompt")
+    n = g.add("MofoTextEncode", [""], col, 1, title="Negative (empty = unconditional)")
     g.link(clip, "CLIP", p, "clip")
     g.link(clip, "CLIP", n, "clip")
     g.group("2. Prompt", [p, n], GREEN)
@@ -167,7 +225,7 @@ def prompts(g: Graph, clip, text, col=1):
 
 def sampler(g, model, pos, neg, mode, steps=50, cfg=4.0, log2_alpha=5.0, col=2, rgb_dn=1.0, depth_dn=1.0, row=0):
     s = g.add("MofoScheduler", [steps, mode, 1.1, log2_alpha, rgb_dn, depth_dn], col, row)
-    k = g.add("MofoSampler", [cfg, -1.0, 0, "fixed", 512, 512, 1, "device (reference)"], col, row + 1, size=[320, 330])
+    k = g.add("MofoSampler", [cfg, -1.0, 0, "fixed", 512, 512, 1, "device (reference)"], col, row + 1)
     g.link(model, "model", k, "model")
     g.link(pos, "CONDITIONING", k, "positive")
     g.link(neg, "CONDITIONING", k, "negative")
@@ -176,11 +234,11 @@ def sampler(g, model, pos, neg, mode, steps=50, cfg=4.0, log2_alpha=5.0, col=2, 
     return s, k
 
 
-def cloud(g, image_src, image_out, depth_src, col, row):
-    pc = g.add("MofoDepthToPointCloud", [65.0, 0.04, False, 0, "mofo/cloud"], col, row, size=[320, 300])
+def cloud(g, image_src, image_out, depth_src, col, row=0):
+    pc = g.add("MofoDepthToPointCloud", [65.0, 0.04, False, 0, "mofo/cloud"], col, row)
     g.link(image_src, image_out, pc, "image")
     g.link(depth_src, "depth", pc, "depth")
-    p3 = g.add("Preview3D", [""], col + 1, row, size=[420, 420])
+    p3 = g.add("Preview3D", [""], col + 1, row, size=[480, 480])
     g.link(pc, "ply_path", p3, "model_file")
     return pc, p3
 
@@ -191,22 +249,22 @@ def text_to_rgbd():
     p, n = prompts(g, c, "A warm, inviting kitchen with a rustic-modern feel, soft morning light through a small "
                          "window above the sink")
     s, k = sampler(g, m, p, n, "joint")
-    g.group("3. Sample RGB + depth (each on its own noise schedule)", [s, k], PURPLE)
+    g.group("3. Sample RGB + depth", [s, k], PURPLE)
     dec = g.add("VAEDecode", [], 3, 0)
     g.link(k, "rgb_latent", dec, "samples")
     g.link(v, "VAE", dec, "vae")
-    save = g.add("SaveImage", ["mofo/rgb"], 4, 0, size=[320, 320])
-    g.link(dec, "IMAGE", save, "images")
     dd = g.add("MofoDepthDecode", ["grey"], 3, 1)
     g.link(k, "depth_latent", dd, "depth_latent")
-    pv = g.add("PreviewImage", [], 4, 2, title="Depth (near = white)", size=[320, 320])
-    g.link(dd, "depth_image", pv, "images")
     sd = g.add("MofoSaveDepth", ["mofo/depth", "png16"], 3, 2)
     g.link(dd, "depth", sd, "depth")
-    pc, p3 = cloud(g, dec, "IMAGE", dd, 5, 0)
-    g.group("4. Outputs: image, depth (16-bit), point cloud", [dec, save, dd, pv, sd, pc, p3], BROWN)
-    g.add("MarkdownNote", [FILES_NOTE + "\n\nText -> RGB + depth + point cloud. `log2_alpha` 5 lets RGB settle "
-                           "first (cleaner depth); 0 denoises both together."], 1, 3, size=[700, 300])
+    save = g.add("SaveImage", ["mofo/rgb"], 4, 0)
+    g.link(dec, "IMAGE", save, "images")
+    pv = g.add("PreviewImage", [], 4, 1, title="Depth (near = white)")
+    g.link(dd, "depth_image", pv, "images")
+    pc, p3 = cloud(g, dec, "IMAGE", dd, 5)
+    g.group("4. Outputs: image, 16-bit depth, point cloud", [dec, save, dd, pv, sd, pc, p3], BROWN)
+    note(g, "Text -> RGB + depth + point cloud: each modality walks its own noise schedule. `log2_alpha` 5 lets "
+            "the RGB settle first (cleaner depth); 0 denoises both together.")
     g.write("mofo_text_to_rgbd_pointcloud.json", "Modality Forcing: text -> RGB + depth + point cloud")
 
 
@@ -214,26 +272,26 @@ def image_to_depth():
     g = Graph()
     m, c, v = models(g)
     p, n = prompts(g, c, "", col=1)
-    li = g.add("LoadImage", ["example.png", "image"], 1, 2, size=[320, 320])
-    fit = g.add("MofoFitImage", [512, 512, "letterbox"], 2, 2)
+    li = g.add("LoadImage", ["example.png", "image"], 2, 0)
+    fit = g.add("MofoFitImage", [512, 512, "letterbox"], 2, 1)
     g.link(li, "IMAGE", fit, "image")
-    enc = g.add("VAEEncode", [], 2, 3)
+    enc = g.add("VAEEncode", [], 2, 2)
     g.link(fit, "image", enc, "pixels")
     g.link(v, "VAE", enc, "vae")
     s, k = sampler(g, m, p, n, "i2d", cfg=1.0, col=3)
     g.link(enc, "LATENT", k, "rgb_latent")
-    g.group("3. Image -> depth (any aspect: letterbox in, crop out)", [li, fit, enc, s, k], PURPLE)
+    g.group("3. Image -> depth (letterbox in, crop out)", [li, fit, enc, s, k], PURPLE)
     dd = g.add("MofoDepthDecode", ["grey"], 4, 0)
     g.link(k, "depth_latent", dd, "depth_latent")
     g.link(fit, "fit", dd, "fit")
-    pv = g.add("PreviewImage", [], 4, 1, title="Depth (near = white)", size=[320, 320])
+    pv = g.add("PreviewImage", [], 4, 1, title="Depth (near = white)")
     g.link(dd, "depth_image", pv, "images")
-    sd = g.add("MofoSaveDepth", ["mofo/depth", "exr"], 4, 3)
+    sd = g.add("MofoSaveDepth", ["mofo/depth", "exr"], 4, 2)
     g.link(dd, "depth", sd, "depth")
-    pc, p3 = cloud(g, li, "IMAGE", dd, 5, 0)
-    g.group("4. Depth at the input's size, saved as EXR, and its point cloud", [dd, pv, sd, pc, p3], BROWN)
-    g.add("MarkdownNote", [FILES_NOTE + "\n\nImage -> depth. Load any photo; the depth comes back at its size. "
-                           "The prompt may stay empty (the reference demo clears it)."], 0, 3, size=[700, 300])
+    pc, p3 = cloud(g, li, "IMAGE", dd, 5)
+    g.group("4. Depth at the input's size (EXR) + point cloud", [dd, pv, sd, pc, p3], BROWN)
+    note(g, "Image -> depth. Load any photo; the depth comes back at its size. The prompt may stay empty (the "
+            "reference demo clears it).")
     g.write("mofo_image_to_depth_pointcloud.json", "Modality Forcing: image -> depth (any aspect) -> point cloud")
 
 
@@ -241,10 +299,10 @@ def depth_to_image():
     g = Graph()
     m, c, v = models(g)
     p, n = prompts(g, c, "a cozy reading nook with warm lamps, bookshelves, evening")
-    li = g.add("LoadImage", ["depth_example.png", "image"], 1, 2, title="Depth image (near = bright)", size=[320, 320])
-    sc = g.add("ImageScale", ["bilinear", 512, 512, "disabled"], 2, 2)
+    li = g.add("LoadImage", [DEPTH_EXAMPLE.name, "image"], 2, 0, title="Depth image (near = bright)")
+    sc = g.add("ImageScale", ["bilinear", 512, 512, "disabled"], 2, 1)
     g.link(li, "IMAGE", sc, "image")
-    de = g.add("MofoDepthEncode", [True, True], 2, 3)
+    de = g.add("MofoDepthEncode", [True, True], 2, 2)
     g.link(sc, "IMAGE", de, "depth_image")
     s, k = sampler(g, m, p, n, "d2i", col=3)
     g.link(de, "depth_latent", k, "depth_latent")
@@ -252,11 +310,11 @@ def depth_to_image():
     dec = g.add("VAEDecode", [], 4, 0)
     g.link(k, "rgb_latent", dec, "samples")
     g.link(v, "VAE", dec, "vae")
-    save = g.add("SaveImage", ["mofo/d2i"], 5, 0, size=[320, 320])
+    save = g.add("SaveImage", ["mofo/d2i"], 4, 1)
     g.link(dec, "IMAGE", save, "images")
     g.group("4. Output", [dec, save], BROWN)
-    g.add("MarkdownNote", [FILES_NOTE + "\n\nDepth -> image. Any depth node's image works (most are disparity: "
-                           "near is bright). Mofo Depth Encode's `robust` ignores holes."], 0, 3, size=[700, 300])
+    note(g, f"Depth -> image. `{DEPTH_EXAMPLE.name}` is an example (the pack puts it in `input/`); any depth "
+            "node's image works (most are disparity: near is bright). Mofo Depth Encode's `robust` ignores holes.")
     g.write("mofo_depth_to_image.json", "Modality Forcing: depth -> image")
 
 
@@ -267,37 +325,35 @@ def depth_controlnet():
     s, k = sampler(g, m, p, n, "joint")
     dd = g.add("MofoDepthDecode", ["grey"], 3, 0)
     g.link(k, "depth_latent", dd, "depth_latent")
-    pv = g.add("PreviewImage", [], 3, 1, title="Depth (ControlNet convention)", size=[320, 320])
+    pv = g.add("PreviewImage", [], 3, 1, title="Depth (ControlNet convention)")
     g.link(dd, "depth_image", pv, "images")
-    g.group("3. Modality Forcing: text -> depth image", [s, k, dd, pv], PURPLE)
+    g.group("3. Modality Forcing: text -> depth", [s, k, dd, pv], PURPLE)
     ck = g.add("CheckpointLoaderSimple", ["v1-5-pruned-emaonly-fp16.safetensors"], 4, 0)
-    cp = g.add("CLIPTextEncode", ["a watercolor painting of a loft with plants, soft light"], 4, 1, size=[320, 160])
+    cp = g.add("CLIPTextEncode", ["a watercolor painting of a loft with plants, soft light"], 4, 1)
     cn = g.add("CLIPTextEncode", ["blurry, low quality"], 4, 2)
     g.link(ck, "CLIP", cp, "clip")
     g.link(ck, "CLIP", cn, "clip")
     cl = g.add("ControlNetLoader", ["control_v11f1p_sd15_depth_fp16.safetensors"], 5, 0)
-    ap = g.add("ControlNetApplyAdvanced", [1.0, 0.0, 1.0], 5, 1, size=[320, 200])
+    ap = g.add("ControlNetApplyAdvanced", [1.0, 0.0, 1.0], 5, 1)
     g.link(cp, "CONDITIONING", ap, "positive")
     g.link(cn, "CONDITIONING", ap, "negative")
     g.link(cl, "CONTROL_NET", ap, "control_net")
     g.link(dd, "depth_image", ap, "image")
     el = g.add("EmptyLatentImage", [512, 512, 1], 5, 2)
-    ks = g.add("KSampler", [0, "fixed", 20, 7.0, "euler", "normal", 1.0], 6, 0, size=[320, 300])
+    ks = g.add("KSampler", [0, "fixed", 20, 7.0, "euler", "normal", 1.0], 6, 0)
     g.link(ck, "MODEL", ks, "model")
     g.link(ap, "positive", ks, "positive")
     g.link(ap, "negative", ks, "negative")
     g.link(el, "LATENT", ks, "latent_image")
-    dec = g.add("VAEDecode", [], 6, 2)
+    dec = g.add("VAEDecode", [], 6, 1)
     g.link(ks, "LATENT", dec, "samples")
     g.link(ck, "VAE", dec, "vae")
-    save = g.add("SaveImage", ["mofo/controlnet"], 7, 0, size=[320, 320])
+    save = g.add("SaveImage", ["mofo/controlnet"], 7, 0)
     g.link(dec, "IMAGE", save, "images")
-    g.group("4. Another model guided by that depth (SD 1.5 + depth ControlNet)", [ck, cp, cn, cl, ap, el, ks, dec, save],
-            BROWN)
-    g.add("MarkdownNote", [FILES_NOTE + "\n\nPlus, for the second model: `v1-5-pruned-emaonly-fp16.safetensors` in "
-                           "`models/checkpoints/` and `control_v11f1p_sd15_depth_fp16.safetensors` in "
-                           "`models/controlnet/`. Any depth ControlNet takes Mofo's depth image (near = white)."],
-          0, 3, size=[700, 320])
+    g.group("4. SD 1.5 guided by that depth (ControlNet)", [ck, cp, cn, cl, ap, el, ks, dec, save], BROWN)
+    note(g, "Plus, for the second model: `v1-5-pruned-emaonly-fp16.safetensors` in `models/checkpoints/` and "
+            "`control_v11f1p_sd15_depth_fp16.safetensors` in `models/controlnet/`. Any depth ControlNet takes "
+            "Mofo's depth image (near = white).")
     g.write("mofo_depth_to_controlnet.json", "Modality Forcing depth image -> Apply ControlNet on another model")
 
 
@@ -305,36 +361,75 @@ def depth_guided_edit():
     g = Graph()
     m, c, v = models(g)
     p0, n0 = prompts(g, c, "")
-    li = g.add("LoadImage", ["example.png", "image"], 1, 2, size=[320, 320])
-    sc = g.add("ImageScale", ["area", 512, 512, "center"], 1, 3)
+    li = g.add("LoadImage", ["example.png", "image"], 2, 0)
+    sc = g.add("ImageScale", ["area", 512, 512, "center"], 2, 1)
     g.link(li, "IMAGE", sc, "image")
     enc = g.add("VAEEncode", [], 2, 2)
     g.link(sc, "IMAGE", enc, "pixels")
     g.link(v, "VAE", enc, "vae")
-    s1, k1 = sampler(g, m, p0, n0, "i2d", cfg=1.0, col=2)
+    s1, k1 = sampler(g, m, p0, n0, "i2d", cfg=1.0, col=3)
     g.link(enc, "LATENT", k1, "rgb_latent")
     g.group("3. Depth of the input image", [li, sc, enc, s1, k1], PURPLE)
-    pe = g.add("MofoTextEncode", ["the same room in winter, snow outside, cold blue light"], 3, 0, title="Edit prompt",
-               size=[320, 160])
+    pe = g.add("MofoTextEncode", ["the same room in winter, snow outside, cold blue light"], 4, 0, title="Edit prompt")
     g.link(c, "CLIP", pe, "clip")
-    s2, k2 = sampler(g, m, pe, n0, "joint", log2_alpha=0.0, col=3, rgb_dn=0.6, depth_dn=0.0, row=1)
+    s2, k2 = sampler(g, m, pe, n0, "joint", log2_alpha=0.0, col=4, rgb_dn=0.6, depth_dn=0.0, row=1)
     g.link(enc, "LATENT", k2, "rgb_latent")
     g.link(k1, "depth_latent", k2, "depth_latent")
-    g.group("4. Edit: RGB re-noised to 60 %, depth held clean (geometry kept)", [pe, s2, k2], GREEN)
-    dec = g.add("VAEDecode", [], 4, 0)
+    g.group("4. Edit (depth held)", [pe, s2, k2], GREEN)
+    dec = g.add("VAEDecode", [], 5, 0)
     g.link(k2, "rgb_latent", dec, "samples")
     g.link(v, "VAE", dec, "vae")
-    save = g.add("SaveImage", ["mofo/edit"], 5, 0, size=[320, 320])
+    save = g.add("SaveImage", ["mofo/edit"], 5, 1)
     g.link(dec, "IMAGE", save, "images")
     g.group("5. Output", [dec, save], BROWN)
-    g.add("MarkdownNote", [FILES_NOTE + "\n\nDepth-guided edit: the first sampler estimates depth; the second "
-                           "re-noises the RGB part-way (`rgb_denoise`) while the depth stays clean, so the layout "
-                           "holds while the look changes."], 0, 3, size=[700, 300])
+    note(g, "Depth-guided edit: the first sampler estimates depth; the second re-noises the RGB to 60 % "
+            "(`rgb_denoise`) while the depth stays clean (`depth_denoise` 0), so the layout holds while the look "
+            "changes.")
     g.write("mofo_depth_guided_edit.json", "Modality Forcing: partial-noise RGB edit guided by held-clean depth")
+
+
+def write_depth_example(path: Path = DEPTH_EXAMPLE, size: int = 512) -> None:
+    """A synthetic depth map of a room (floor, ceiling, walls, back wall, a table and a ball), ray-cast from a
+    pinhole camera; stored as 8-bit disparity (near = bright), as most depth nodes write it."""
+    import numpy as np
+    from PIL import Image
+
+    f = 0.5 * size / np.tan(np.radians(65.0) / 2)
+    v, u = np.mgrid[0:size, 0:size] + 0.5
+    d = np.stack([(u - size / 2) / f, -(v - size / 2) / f, -np.ones_like(u)], -1)  # rays, camera at 1.5 m
+    z = np.full(u.shape, np.inf)
+
+    def plane(axis, value, lo=None, hi=None):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (value - (1.5 if axis == 1 else 0.0)) / d[..., axis]
+        p = d * t[..., None] + np.array([0, 1.5, 0])
+        ok = t > 0
+        for ax, (a, b) in (lo or {}).items():
+            ok &= (p[..., ax] >= a) & (p[..., ax] <= b)
+        np.minimum(z, np.where(ok, t, np.inf), out=z)
+
+    plane(1, 0.0)  # floor
+    plane(1, 2.8)  # ceiling
+    plane(0, -2.2)  # left wall
+    plane(0, 2.4)  # right wall
+    plane(2, -6.0)  # back wall
+    plane(1, 0.75, {0: (-1.6, -0.2), 2: (-3.6, -2.4)})  # table top
+    plane(2, -2.4, {0: (-1.6, -0.2), 1: (0.0, 0.75)})  # table front
+    c, r = np.array([1.0, 0.45, -3.0]), 0.45  # ball on the floor
+    o = np.array([0, 1.5, 0]) - c
+    b = (d * o).sum(-1)
+    disc = b**2 - (d * d).sum(-1) * ((o * o).sum() - r * r)
+    t = (-b - np.sqrt(np.maximum(disc, 0))) / (d * d).sum(-1)
+    np.minimum(z, np.where((disc > 0) & (t > 0), t, np.inf), out=z)
+    disp = 1.0 / z
+    img = (255 * (disp - disp.min()) / (disp.max() - disp.min())).round().astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img, "L").save(path, optimize=True)
 
 
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     for make in (text_to_rgbd, image_to_depth, depth_to_image, depth_controlnet, depth_guided_edit):
         make()
+    write_depth_example()
     print("wrote", sorted(p.name for p in OUT.glob("*.json")))
