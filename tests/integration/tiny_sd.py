@@ -43,7 +43,7 @@ Checkpoint (comfy/sd.py:1887 ``load_checkpoint_guess_config`` -> :1954 ``load_st
 * CLIP: comfy/supported_models.py:63-78 ``SD15.process_clip_state_dict`` maps ``cond_stage_model.`` ->
   ``clip_l.``; comfy/sd.py:2036-2043 builds the (fixed, comfy/sd1_clip_config.json) 12-layer ViT-L/14 text
   encoder as soon as at least one such key exists (with none it logs "no CLIP/text encoder weights" and returns
-  CLIP=None, which CLIPTextEncode rejects). comfy/sd.py:276-280 loads with strict=False and only *logs*
+  CLIP=None, which CLIPTextEncode rejects). comfy/sd.py:276-280 loads non-strictly and only *logs*
   "clip missing: [...]" for absent keys. The shapes are fixed, so a narrower CLIP is impossible; the full fp16
   CLIP would be ~246 MB. See ``_clip`` for what we store and why.
 * VAE: comfy/sd.py:2009 strips ``first_stage_model.``; comfy/sd.py:583-645 (``VAE.__init__``, default SD1
@@ -51,7 +51,7 @@ Checkpoint (comfy/sd.py:1887 ``load_checkpoint_guess_config`` -> :1954 ``load_st
   the DECODER width from ``decoder.conv_in.weight.shape[0] // ch_mult[-1]`` (:633-638 ``decoder_ddconfig``), so a
   narrow decoder (ch=32, the minimum for its GroupNorm(32) layers) is accepted. ``decoder.up.3.upsample.conv.weight``
   must exist or it is taken for the x4-upscaler VAE (:616-619). ``post_quant_conv.weight`` selects AutoencoderKL
-  (:640). comfy/sd.py:973-975 loads with strict=False and only logs "Missing VAE keys" - the encoder (unused by
+  (:640). comfy/sd.py:973-975 loads non-strictly and only logs "Missing VAE keys" - the encoder (unused by
   VAEDecode and by ControlNetApplyAdvanced without a ``vae`` input) is therefore omitted.
 
 ControlNet (comfy/controlnet.py:886 ``load_controlnet`` -> :731 ``load_controlnet_state_dict``):
@@ -232,7 +232,7 @@ def _clip(b: _Builder, full: bool, p: str = _CLIP_PREFIX) -> None:
 
     The architecture is fixed (comfy/sd1_clip.py:94-120 loads comfy/sd1_clip_config.json), so nothing can be made
     narrower; the full encoder is 123M params (246 MB in fp16). ComfyUI tolerates missing CLIP keys
-    (comfy/sd.py:276-280: strict=False, a "clip missing" warning), so the big matrices (token_embedding,
+    (comfy/sd.py:276-280: a non-strict load, a "clip missing" warning), so the big matrices (token_embedding,
     q/k/v/out_proj and fc1/fc2 weights) are left out. ComfyUI's ops never initialise weights
     (comfy/ops.py:504 etc.: disable_weight_init.*.reset_parameters returns None), so those stay whatever
     ``torch.empty`` gave them (on Linux in practice zero pages for the large ones).
