@@ -226,3 +226,20 @@ def test_point_cloud_node_without_native_3d_types_still_saves_and_previews(env, 
     out = cls.execute(image=torch.rand(1, 16, 16, 3), depth=depth, fov_deg=60.0, edge_rtol=0.0,
                       outlier_removal=False, batch_index=0, filename_prefix="old/cloud")
     assert len(out.args) == 2 and (tmp / "output" / out.args[0]).is_file() and out.ui["images"]
+
+
+def test_download_node_offline_explains_the_manual_steps(env, monkeypatch):
+    tmp, nodes = env
+    from huggingface_hub import constants
+
+    from mofo_core.weights import WeightsNotFoundError
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(WeightsNotFoundError, match=r"offline mode is on .*model.safetensors.*modality_forcing"):
+        run(nodes, "MofoDownloadModel", repo_id="bartduis/modality_forcing", weight_dtype="default")
+    # already downloaded (e.g. by hand): nothing is fetched, the model loads
+    src = tmp / "models" / "diffusion_models" / "mofo_tiny"
+    dst = tmp / "models" / "diffusion_models" / "modality_forcing"
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    (model,) = run(nodes, "MofoDownloadModel", repo_id="bartduis/modality_forcing", weight_dtype="default")
+    assert model.name == "modality_forcing/model.safetensors" and model.dit.config.variant == "flux_rgbd_9b_v2"
