@@ -25,7 +25,10 @@ class WeightsNotFoundError(FileNotFoundError):
     """Model files are missing; the message lists which files to put where."""
 
 
-def _manual_hint(repo: str, files: Sequence[str]) -> str:
+def _manual_hint(repo: str, files: Sequence[str], dest: Path | None = None) -> str:
+    if dest is not None:
+        return (f"Download {', '.join(files)} from https://huggingface.co/{repo} by hand into {dest} "
+                f"(or, with internet: `huggingface-cli download {repo} --local-dir {dest}`).")
     return (
         f"Put {', '.join(files)} from https://huggingface.co/{repo} into one folder and pass that folder "
         f"instead of the repo id (or, with internet: `huggingface-cli download {repo} --local-dir FOLDER`)."
@@ -132,7 +135,7 @@ def download_files(
     missing = [f for f in files if not (dest / f).is_file()]
     if missing and offline:
         raise WeightsNotFoundError(
-            f"offline mode is on and {', '.join(missing)} are not in {dest}. {_manual_hint(repo, files)}"
+            f"offline mode is on and {', '.join(missing)} are not in {dest}. {_manual_hint(repo, files, dest)}"
         )
     kw = {}
     if tqdm_class is not None and "tqdm_class" in inspect.signature(hf_hub_download).parameters:
@@ -147,6 +150,6 @@ def download_files(
         except Exception as e:
             raise WeightsNotFoundError(
                 f"downloading {f} from {repo} failed ({e}); partial data is kept and resumes next time. "
-                f"Or: {_manual_hint(repo, files)} (the folder: {dest})"
+                f"Or: {_manual_hint(repo, files, dest)}"
             ) from e
     return out
