@@ -27,12 +27,12 @@ def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
     p.add_argument("--dtype", choices=DTYPES, default="bf16",
                    help="DiT body dtype (depth head stays fp32); fp8: e4m3 block weights on the fp8 matrix units, "
                    "bf16 elsewhere (~12 GiB instead of 22)")
-    p.add_argument("--fp8-scaling", choices=("tensor", "row"), default="tensor",
-                   help="with --dtype fp8: one scale per weight matrix, or per output channel (and per token)")
+    p.add_argument("--fp8-scaling", choices=("row", "tensor"), default="row",
+                   help="with --dtype fp8: one scale per output channel and per token, or one per matrix")
     p.add_argument("--attention", choices=("auto", "sdpa", "flash", "cudnn", "efficient"), default="auto",
                    help="attention kernel (auto: the fastest measured one for the GPU, PyTorch's choice on CPU)")
-    p.add_argument("--offload-dit", action="store_true",
-                   help="move the DiT to the CPU memory for the VAE decode (lower peak GPU memory)")
+    p.add_argument("--lowvram", action="store_true",
+                   help="lower peak GPU memory: cond/uncond one after the other, DiT freed for the VAE decode")
     p.add_argument("--output-dir", default="./outputs")
     p.add_argument("--cfg-scale", type=float, default=cfg_default, help="guidance for the RGB (and depth) head")
     p.add_argument("--depth-cfg", type=float, default=None, help="guidance for the depth head (default: --cfg-scale)")
@@ -41,7 +41,8 @@ def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
     p.add_argument("--edge-rtol", type=float, default=0.04, help="drop depth-edge pixels (0 disables)")
     p.add_argument("--center", choices=("camera", "median"), default="camera",
                    help="camera at the origin (default) or median-centred cloud (the reference)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (CUDA)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the DiT blocks (CUDA; ~20 s warm-up, ~12 s once cached)")
     p.add_argument("--offline", action="store_true", help="never download; read only local files and the HF cache")
     p.add_argument("--depth-xpred-exact", action="store_true",
                    help="fix the residual depth noise the x-prediction clamp leaves at >= 59 steps")
@@ -125,7 +126,7 @@ def run(a) -> list[Path]:
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16, "fp8": torch.bfloat16}[a.dtype]
     pipe = MofoPipeline.from_pretrained(a.model, text_encoder=a.text_encoder, offline=a.offline or None,
                                         device=a.device, dtype=dtype, compile=a.compile, attention=a.attention,
-                                        fp8=a.fp8_scaling if a.dtype == "fp8" else None, offload_dit=a.offload_dit)
+                                        fp8=a.fp8_scaling if a.dtype == "fp8" else None, lowvram=a.lowvram)
     progress = _Progress()
     try:
         result = pipe.generate(params, image=image, depth=depth, callback=progress)

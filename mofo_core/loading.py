@@ -252,6 +252,8 @@ def load_dit(
         from .fp8 import set_native
 
         set_native(model)
+        if torch.device(device).type == "cuda":
+            torch.cuda.empty_cache()  # the bf16 tensors quantised on arrival leave fragmented cached blocks
     model.eval().requires_grad_(False)
     log.info("loaded %s DiT (%d tensors, %s, depth head %s) from %s", cfg.variant, len(loaded), dtype, head_dtype,
              path or "state dict")

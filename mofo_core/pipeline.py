@@ -9,6 +9,7 @@ rounded to the DiT's body dtype as the reference runner does.
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -116,19 +117,21 @@ class MofoPipeline:
         compile: bool = False,
         attention: str = "auto",
         fp8: str | None = None,
-        offload_dit: bool = False,
+        lowvram: bool = False,
     ):
-        """dtype: DiT body dtype; fp8: None, "tensor" or "row" (e4m3 block matrices, `mofo_core.fp8`);
+        """dtype: DiT body dtype; fp8: None, "row" or "tensor" (e4m3 block matrices, `mofo_core.fp8`);
         attention: "auto", "sdpa", "flash", "cudnn" or "efficient" (`mofo_core.perf`); compile: compile the
-        repeated blocks; offload_dit: move the DiT to the CPU for the VAE decode (back on the next job)."""
+        repeated blocks (CUDA; ~20 s warm-up, ~12 s from inductor's cache); lowvram: cond and uncond one
+        after the other, and the DiT freed for the VAE decode and reloaded by the next job."""
         self.files = files
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = dtype
         self.text_dtype = text_dtype or (torch.bfloat16 if dtype != torch.float32 else torch.float32)
         self.keep_text_encoder = keep_text_encoder
         self.compile = compile
-        self.attention, self.fp8, self.offload_dit = attention, fp8, offload_dit
+        self.attention, self.fp8, self.lowvram = attention, fp8, lowvram
         self._dit = self._ae = self._text = None
+        self._variant: str | None = None
         self._null: Tensor | None = None
 
     @classmethod
@@ -165,8 +168,7 @@ class MofoPipeline:
             set_attention(self._dit, self.attention)
             if self.compile:
                 compile_blocks(self._dit)
-        elif self._dit.img_in.weight.device.type != self.device.type:  # offloaded for the last decode
-            self._dit.to(self.device)
+            self._variant = self._dit.config.variant
         return self._dit
 
     def autoencoder(self, *, encoder: bool):
@@ -190,7 +192,7 @@ class MofoPipeline:
         if need_null and self._null is None:
             self._null = te.encode([""]).to(self.device)
         if not self.keep_text_encoder:
-            te.release()
+            te.release()  # collects: transformers models hold reference cycles (~11 GiB lingered; bench/NOTES.md)
             self._text = None
         return ctx, (self._null if need_null else None)
 
@@ -238,7 +240,8 @@ class MofoPipeline:
 
         # 3. sample (+ refine)
         rs, ds = schedule(p.steps, mode=p.mode, mu=p.mu, log2_alpha=p.log2_alpha)
-        kw = dict(height=h, width=w, seed=p.seed, callback=callback, depth_xpred_exact=p.depth_xpred_exact)
+        kw = dict(height=h, width=w, seed=p.seed, callback=callback, depth_xpred_exact=p.depth_xpred_exact,
+                  batch_cfg=not self.lowvram)
         rgb_tok, depth_tok = sample(dit, ctx, null, rs, ds, cfg=p.cfg, depth_cfg=p.depth_cfg, rgb=rgb_clean,
                                     depth=depth_clean, **kw)
         if p.refine_depth:
@@ -248,8 +251,12 @@ class MofoPipeline:
         # 4. decode
         from .autoencoder import tokens_to_latent
 
-        if self.offload_dit and self.device.type == "cuda":
-            self._dit.to("cpu")
+        if self.lowvram and self.device.type == "cuda":
+            # free the DiT for the decode; the next job reloads it (~1 s from the page cache, vs ~20 s for
+            # a round trip through CPU memory: bench/NOTES.md)
+            del dit
+            self._dit = None
+            gc.collect()
             torch.cuda.empty_cache()
         rgb_latent = tokens_to_latent(rgb_tok, h, w)
         depth_map = decode_depth(depth_tok, h, w).cpu().numpy()  # (B, H, W)
@@ -265,7 +272,7 @@ class MofoPipeline:
     def _metadata(self, p: GenerateParams, image, depth) -> dict:
         meta = {k: v for k, v in asdict(p).items()}
         meta.update(
-            variant=self._dit.config.variant if self._dit is not None else None,
+            variant=self._variant,
             model=self.files.model_spec or str(self.files.dit),
             text_encoder=self.files.text_encoder_spec or str(self.files.text_encoder),
             dtype=str(self.dtype).removeprefix("torch."),

@@ -1,0 +1,354 @@
+"""Helpers for bench_gpu.py: FLOP count, timing, random full-size models built on the device, a streaming
+safetensors writer, and the reference's loading path.
+
+Random models are built on the meta device and filled directly where they run (no CPU copy); weight
+statistics: matrices N(0, 1/fan_in), RMSNorm scales 1 + 0.1 N(0, 1), cross_alpha 0.5 N(0, 1).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import struct
+import sys
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import mofo_core as mc  # noqa: E402
+from mofo_core.config import DiTConfig  # noqa: E402
+
+GiB = 1 << 30
+TINY_QWEN = ROOT / "tests" / "fixtures" / "tiny_qwen3"
+# Qwen3-8B (Qwen/Qwen3-8B config.json): the text encoder's shapes.
+QWEN3_8B = dict(hidden_size=4096, num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
+                intermediate_size=12288, vocab_size=151936, max_position_embeddings=40960, rms_norm_eps=1e-6,
+                rope_theta=1_000_000.0, tie_word_embeddings=False, attention_bias=False)
+
+
+# -- FLOPs -------------------------------------------------------------------------------------------------
+
+
+def dit_flops(cfg: DiTConfig, n_img: int, n_txt: int, batch: int = 1) -> float:
+    """Multiply-add FLOPs (x2) of one forward: every token-wise matrix product plus attention (QK^T and PV).
+
+    Per-sample vector work (time embedders, modulation heads: B rows) is counted too but is negligible.
+    """
+    H, M, heads_dim = cfg.hidden_size, cfg.mlp_hidden_dim, cfg.hidden_size
+    n_d = n_img
+    stream = 3 * H * H + H * H + 2 * M * H + M * H  # qkv, proj, mlp.0, mlp.2 of one stream
+    single = (3 * H + 2 * M) * H + H * (H + M)
+    L = n_txt + n_img + n_d
+    f = 0.0
+    f += 2 * (n_img * cfg.in_channels * H + n_txt * cfg.context_in_dim * H + n_d * cfg.depth_channels * H)
+    f += cfg.depth_double * 2 * L * stream
+    f += cfg.depth_single * 2 * L * single
+    f += cfg.depth_decoder_num_layers * 2 * n_d * single
+    attn = 4 * heads_dim  # QK^T + PV: 2 * 2 * L_q * L_k * D_total
+    f += (cfg.depth_double + cfg.depth_single) * attn * L * L + cfg.depth_decoder_num_layers * attn * n_d * n_d
+    f += 2 * n_img * H * cfg.in_channels + 2 * n_d * H * cfg.depth_channels  # heads
+    vec = 2 * (256 * H + H * H) * (4 if cfg.cross_stream_timestep_mixing else 2)
+    vec += 2 * H * H * (3 * 6 + 3 * 3 + 2 * 2)
+    f += vec
+    return float(batch * f)
+
+
+# -- timing ------------------------------------------------------------------------------------------------
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timeit(fn: Callable[[], object], device: torch.device, *, warmup: int = 3, reps: int = 10) -> dict:
+    """Median / min / max milliseconds of fn() over reps (CUDA events on GPU), after warmup calls."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    if device.type == "cuda":
+        for _ in range(reps):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            b.synchronize()
+            times.append(a.elapsed_time(b))
+    else:
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            times.append(1e3 * (time.perf_counter() - t))
+    return dict(median_ms=statistics.median(times), min_ms=min(times), max_ms=max(times), reps=reps)
+
+
+class Stopwatch:
+    def __init__(self, device: torch.device):
+        self.device = device
+        sync(device)
+        self.t0 = time.perf_counter()
+
+    def s(self) -> float:
+        sync(self.device)
+        return time.perf_counter() - self.t0
+
+
+def rel_l2(a: Tensor, b: Tensor) -> float:
+    a, b = a.double(), b.double()
+    return float((a - b).norm() / b.norm().clamp(min=1e-30))
+
+
+def gpu_mem(device: torch.device) -> dict:
+    if device.type != "cuda":
+        return {}
+    return dict(peak_allocated_gib=torch.cuda.max_memory_allocated(device) / GiB,
+                peak_reserved_gib=torch.cuda.max_memory_reserved(device) / GiB,
+                allocated_gib=torch.cuda.memory_allocated(device) / GiB)
+
+
+# -- random models on the device --------------------------------------------------------------------------
+
+
+def _gen(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def fill_dit_(model: nn.Module, device: torch.device, dtype: torch.dtype, head_dtype: torch.dtype, seed: int = 0):
+    """Assign random tensors, generated on `device`, to a meta-built MofoDiT (or the reference's)."""
+    g = _gen(device, seed)
+    state = {}
+    for name, p in model.state_dict().items():
+        dt = head_dtype if "depth_final_layer." in name else dtype
+        t = torch.empty(p.shape, dtype=dt, device=device)
+        if name.endswith(".scale"):
+            t.normal_(1.0, 0.1, generator=g)
+        elif "cross_alpha" in name:
+            t.normal_(0.0, 0.5, generator=g)
+        else:
+            t.normal_(0.0, 1.0 / math.sqrt(max(p.shape[-1], 1)), generator=g)
+        state[name] = t
+    model.load_state_dict(state, strict=True, assign=True)
+    return model
+
+
+def random_dit(cfg: DiTConfig, device: torch.device, dtype=torch.bfloat16, head_dtype=torch.float32, seed=0):
+    with torch.device("meta"):
+        model = mc.MofoDiT(cfg, dtype=dtype)
+    fill_dit_(model, device, dtype, head_dtype, seed)
+    model.body_dtype = dtype
+    return model.eval().requires_grad_(False)
+
+
+def shared_copy(dit: mc.MofoDiT) -> mc.MofoDiT:
+    """A second MofoDiT object whose tensors are the same storage (for converting one copy to fp8)."""
+    with torch.device("meta"):
+        m = mc.MofoDiT(dit.config)
+    m.load_state_dict(dit.state_dict(), strict=True, assign=True)
+    m.body_dtype, m.attn_fn = dit.body_dtype, dit.attn_fn
+    return m.eval().requires_grad_(False)
+
+
+def uncompile(model: nn.Module) -> None:
+    for m in model.modules():
+        if getattr(m, "_compiled_call_impl", None) is not None:
+            m._compiled_call_impl = None
+
+
+def qwen_config(tiny: bool, layers: int):
+    from transformers import AutoConfig, Qwen3Config
+
+    if tiny:
+        cfg = AutoConfig.from_pretrained(str(TINY_QWEN))
+        cfg.num_hidden_layers = layers
+        cfg.layer_types = cfg.layer_types[:layers]
+        return cfg
+    return Qwen3Config(**{**QWEN3_8B, "num_hidden_layers": layers})
+
+
+def random_qwen(tiny: bool, layers: int, device: torch.device, *, causal_lm: bool = False, seed: int = 1):
+    """A random Qwen3 (Qwen3-8B shapes unless tiny) built in bf16 directly on the device."""
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    cfg = qwen_config(tiny, layers)
+    cls = AutoModelForCausalLM if causal_lm else AutoModel
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device(device):
+            model = cls.from_config(cfg)
+    finally:
+        torch.set_default_dtype(old)
+    g = _gen(device, seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.fill_(1.0)
+            else:
+                p.normal_(0.0, 0.02, generator=g)
+    return model.to(torch.bfloat16).eval().requires_grad_(False)
+
+
+def tiny_tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(TINY_QWEN))
+
+
+def random_decoder(tiny: bool, device: torch.device, seed: int = 2) -> mc.Flux2AutoEncoder:
+    """FLUX.2 autoencoder with only its decoder (release shapes unless tiny), fp32, random on the device."""
+    cfg = mc.AutoEncoderConfig.tiny() if tiny else mc.AutoEncoderConfig()
+    with torch.device("meta"):
+        ae = mc.Flux2AutoEncoder(cfg, with_encoder=False)
+    fill_conv_net_(ae, device, seed)
+    return ae.eval().requires_grad_(False)
+
+
+def fill_conv_net_(module: nn.Module, device: torch.device, seed: int) -> None:
+    g = _gen(device, seed)
+    state = {}
+    for name, t in module.state_dict().items():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf == "num_batches_tracked":
+            state[name] = torch.zeros((), dtype=torch.long, device=device)
+            continue
+        x = torch.empty(t.shape, dtype=torch.float32, device=device)
+        if leaf == "running_var":
+            x.fill_(1.0)
+        elif leaf == "running_mean":
+            x.zero_()
+        elif t.ndim == 1:
+            x.fill_(1.0) if (leaf == "weight" and "norm" in name) else x.zero_()
+        else:
+            x.normal_(0.0, 1.0 / math.sqrt(math.prod(t.shape[1:])), generator=g)
+        state[name] = x
+    module.load_state_dict(state, strict=True, assign=True)
+
+
+# -- checkpoint on disk -----------------------------------------------------------------------------------
+
+_ST_NAMES = {torch.bfloat16: "BF16", torch.float16: "F16", torch.float32: "F32", torch.float8_e4m3fn: "F8_E4M3"}
+
+
+def write_safetensors_streamed(path: Path, tensors: dict[str, Tensor], metadata: dict | None = None) -> int:
+    """Write a .safetensors file one tensor at a time (device -> host per tensor, never the whole model)."""
+    header, off = {}, 0
+    for k, t in tensors.items():
+        n = t.numel() * t.element_size()
+        header[k] = {"dtype": _ST_NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + n]}
+        off += n
+    if metadata:
+        header["__metadata__"] = metadata
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        for t in tensors.values():
+            f.write(t.detach().contiguous().view(-1).view(torch.uint8).cpu().numpy().tobytes())
+        f.flush()
+        os.fsync(f.fileno())
+    return off
+
+
+def drop_page_cache(path: Path) -> bool:
+    """Ask the kernel to drop this file's cached pages (a cold read follows); False if unsupported."""
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
+def disk_read_gbps(path: Path, nbytes: int = 4 << 30) -> float:
+    """Sequential read speed of the first nbytes (after dropping the cache), 16 MiB reads, one thread."""
+    drop_page_cache(path)
+    buf = bytearray(16 << 20)
+    mv = memoryview(buf)
+    t = time.perf_counter()
+    done = 0
+    with open(path, "rb", buffering=0) as f:
+        while done < nbytes:
+            r = f.readinto(mv)
+            if not r:
+                break
+            done += r
+    return done / (time.perf_counter() - t) / 1e9
+
+
+# -- the reference -----------------------------------------------------------------------------------------
+
+
+def import_reference(ref: Path):
+    """Import the reference package `flux_rgbd` from a checkout (cv2 / matplotlib / jaxtyping stubbed if
+    absent: the paths timed here do not use them)."""
+    for mod in ("cv2", "matplotlib", "matplotlib.cm"):
+        try:
+            __import__(mod)
+        except ImportError:
+            sys.modules[mod] = types.ModuleType(mod)
+    if "matplotlib" in sys.modules and not hasattr(sys.modules["matplotlib"], "cm"):
+        sys.modules["matplotlib"].cm = sys.modules.get("matplotlib.cm", types.ModuleType("matplotlib.cm"))
+    try:
+        import jaxtyping  # noqa: F401  (annotations only)
+    except ImportError:
+        stub = types.ModuleType("jaxtyping")
+
+        class _Annotation:
+            def __class_getitem__(cls, item):
+                return Tensor
+
+        stub.Float = stub.Int = stub.Bool = stub.Shaped = _Annotation
+        sys.modules["jaxtyping"] = stub
+    if str(ref) not in sys.path:
+        sys.path.insert(0, str(ref))
+    import flux_rgbd.dit
+    import flux_rgbd.factories
+    import flux_rgbd.model
+
+    return flux_rgbd
+
+
+def ref_meta_model(fr, cfg: DiTConfig, variant: str, tiny: bool):
+    """The reference FluxRGBD on the meta device: its variant builder, or the same class at tiny size."""
+    with torch.device("meta"):
+        if not tiny:
+            model, _, _ = fr.factories.VARIANTS[variant]()
+            return model
+        dit = fr.dit.FluxRGBDDiT(in_channels=128, depth_channels=256, context_in_dim=cfg.context_in_dim,
+                                 hidden_size=cfg.hidden_size, num_heads=cfg.num_heads, depth_double=cfg.depth_double,
+                                 depth_single=cfg.depth_single, depth_decoder_num_layers=cfg.depth_decoder_num_layers,
+                                 axes_dim=cfg.axes_dim, theta=cfg.theta, mlp_ratio=cfg.mlp_ratio,
+                                 cross_stream_timestep_mixing=cfg.cross_stream_timestep_mixing)
+        return fr.model.FluxRGBD(dit)
+
+
+def ref_load(fr, ckpt: Path, cfg: DiTConfig, variant: str, tiny: bool, device: torch.device):
+    """The reference runner's DiT loading (runner.from_pretrained steps 1-7): meta build, safetensors
+    load_file straight onto the device, cast every tensor to bf16, load_state_dict(strict=False,
+    assign=True), eval, depth head to fp32. The decoder / text-encoder loads that follow it there are not
+    part of this."""
+    from safetensors.torch import load_file
+
+    model = ref_meta_model(fr, cfg, variant, tiny)
+    sd = load_file(str(ckpt), device=str(device))
+    sd = {k: v.to(torch.bfloat16) for k, v in sd.items()}
+    model.load_state_dict(sd, strict=False, assign=True)
+    model.eval()
+    model.dit.depth_final_layer.to(torch.float32)
+    return model

@@ -1,0 +1,81 @@
+"""CPU smoke run of bench/bench_gpu.py --tiny, and the speed helpers it exercises (reader, fp8 fallback)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import ROOT, rel_l2
+
+import mofo_core as mc
+from mofo_core import fp8, perf
+
+
+def test_bench_tiny_runs_on_cpu(tmp_path):
+    cmd = [sys.executable, str(ROOT / "bench" / "bench_gpu.py"), "--tiny", "--device", "cpu", "--out", str(tmp_path),
+           "--phases", "env,speed,fp8,load,mem", "--variants", "flux_rgbd_9b_v2", "--mem-modes", "bf16",
+           "--fp8-scalings", "row"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert not res.get("errors")
+    sp = res["speed"]["flux_rgbd_9b_v2"]
+    assert sp["eager_forward"]["sdpa"]["median_ms"] > 0 and sp["cfg_step_batched"]["median_ms"] > 0
+    assert sp["auto_backend"] == "sdpa"  # CPU keeps PyTorch's own SDPA
+    assert res["fp8"]["row_fast_accum"]["forward_rel_err_vs_bf16"]["rgb"] < 0.1
+    assert res["mem"]["bf16_cap24"]["pass"] and res["mem"]["bf16_cap24"]["rgb_shape"] == [1, 64, 64, 3]
+    assert {r["loader"] for r in res["load"]["runs"]} >= {"ours", "ours_safe_open", "ours_fp8_stream"}
+    assert "measurement" in r.stdout  # the summary table
+
+
+def test_threaded_reader_is_bit_exact(tmp_path):
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(0)
+    sd = {"a": torch.randn(7, 5, generator=g).to(torch.bfloat16), "b": torch.randn(3, generator=g),
+          "c": torch.randn(()), "d": torch.randn(40, 33, generator=g).to(torch.float16), "e": torch.zeros(0)}
+    save_file(sd, str(tmp_path / "x.safetensors"))
+    got = perf.read_safetensors(tmp_path / "x.safetensors", "cpu", chunk_bytes=64, window_bytes=100, threads=3)
+    assert set(got) == set(sd)
+    for k, v in sd.items():
+        assert got[k].dtype == v.dtype and torch.equal(got[k], v)
+
+
+@pytest.mark.parametrize("scaling", fp8.SCALINGS)
+def test_fp8_linear_matches_dequantised_product(scaling):
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(48, 32, generator=g) / 32**0.5
+    x = torch.randn(2, 5, 32, generator=g)
+    lin = fp8.FP8Linear.from_weight(w, scaling=scaling)
+    assert lin.weight.dtype == torch.float8_e4m3fn
+    y = lin(x)
+    assert y.shape == (2, 5, 48)
+    assert rel_l2(y, x @ w.t()) < 0.08  # e4m3 operands: ~2-4% per product
+
+
+def test_fp8_dit_keeps_heads_and_embedders(tmp_path):
+    cfg = mc.config.tiny("flux_rgbd_9b_v2", context_in_dim=48)
+    dit = mc.build_dit(cfg, dtype=torch.bfloat16)
+    x = (torch.randn(1, 16, 128), torch.randn(1, 16, 256), torch.randn(1, 8, 48), torch.rand(1), torch.rand(1))
+    r0, d0 = dit.predict(*x, 4, 4)
+    from safetensors.torch import save_file
+
+    save_file({f"dit.{k}": v for k, v in dit.state_dict().items()}, str(tmp_path / "m.safetensors"))
+    q = mc.load_dit(tmp_path / "m.safetensors", dtype=torch.bfloat16, fp8="tensor", reader="threaded")
+    assert isinstance(q.single_blocks[0].linear1, fp8.FP8Linear)
+    assert q.depth_final_layer.linear.weight.dtype == torch.float32
+    assert q.txt_in.weight.dtype == torch.bfloat16 and q.single_stream_modulation.lin.weight.dtype == torch.bfloat16
+    r, d = q.predict(*x, 4, 4)
+    assert r.dtype == torch.bfloat16 and d.dtype == torch.float32
+    assert rel_l2(r.float(), r0.float()) < 0.1 and rel_l2(d, d0) < 0.1
+
+
+def test_attention_options_on_cpu():
+    dit = mc.build_dit(mc.config.tiny())
+    assert perf.set_attention(dit, "auto") == "sdpa" and dit.attn_fn is perf.attention_fn("sdpa")
+    assert perf.set_attention(dit, "cudnn") == "sdpa"  # pinned GPU kernels fall back off CUDA
+    with pytest.raises(ValueError):
+        perf.set_attention(dit, "nope")
