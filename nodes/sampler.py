@@ -72,6 +72,9 @@ class MofoSampler(io.ComfyNode):
                 io.Combo.Input("noise", options=NOISE, default=NOISE[0],
                                tooltip="device: the reference's generator (same seed, same image as the reference "
                                "on that device type); cpu: identical on every machine"),
+                io.Boolean.Input("batch_cfg", default=True,
+                                 tooltip="cond + uncond in one batch (faster); off: one after the other, ~0.6 GiB "
+                                 "less VRAM at 512x512"),
                 io.Latent.Input("rgb_latent", optional=True),
                 MofoDepthLatent.Input("depth_latent", optional=True),
             ],
@@ -80,11 +83,11 @@ class MofoSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, negative, rgb_sigmas, depth_sigmas, cfg, depth_cfg, seed, width, height,
-                batch_size, noise, rgb_latent=None, depth_latent=None) -> io.NodeOutput:
+                batch_size, noise, batch_cfg=True, rgb_latent=None, depth_latent=None) -> io.NodeOutput:
         rgb, depth = run_sampler(model, positive, negative, rgb_sigmas, depth_sigmas, cfg=cfg,
                                  depth_cfg=None if depth_cfg < 0 else depth_cfg, seed=seed, size=(height, width),
                                  batch=batch_size, cpu_noise=noise == "cpu", rgb_latent=rgb_latent,
-                                 depth_latent=depth_latent)
+                                 depth_latent=depth_latent, batch_cfg=batch_cfg)
         return io.NodeOutput(rgb, depth)
 
 
@@ -104,14 +107,14 @@ def _grid(rgb_latent, depth_latent, size, batch) -> tuple[int, int, int]:
 
 
 def run_sampler(handle: MofoModelHandle, positive, negative, rgb_sigmas, depth_sigmas, *, cfg, depth_cfg, seed, size,
-                batch, cpu_noise, rgb_latent, depth_latent):
+                batch, cpu_noise, rgb_latent, depth_latent, batch_cfg=True):
     """ComfyUI types in, ComfyUI types out; the work is mofo_core.sample."""
     b, h, w = _grid(rgb_latent, depth_latent, size, batch)
     width = handle.dit.config.context_in_dim
     ctx = check_conditioning(positive, "positive", width)
     guided = cfg != 1.0 or (depth_cfg is not None and depth_cfg != 1.0)
     null = check_conditioning(negative, "negative", width) if guided else None
-    device = handle.load(tokens=ctx.shape[1] + 2 * h * w, batch=b * (2 if guided else 1))
+    device = handle.load(tokens=ctx.shape[1] + 2 * h * w, batch=b * (2 if guided and batch_cfg else 1))
     dit = handle.dit
     rgb = latent_to_tokens(rgb_latent["samples"]).to(device).to(dit.dtype).float() if rgb_latent else None
     dep = depth_latent["samples"].to(device).to(dit.dtype).float() if depth_latent else None
@@ -120,6 +123,7 @@ def run_sampler(handle: MofoModelHandle, positive, negative, rgb_sigmas, depth_s
     rgb_out, depth_out = sample(
         dit, ctx.to(device).float().expand(b, -1, -1), null, rs, ds, height=h, width=w, cfg=cfg, depth_cfg=depth_cfg,
         seed=None if cpu_noise else seed, rgb=rgb, depth=dep, callback=make_step_callback(len(rs) - 1, (h, w)),
+        batch_cfg=batch_cfg,
         **{k: v.to(device) for k, v in noises.items()},
     )
     out = mm.intermediate_device()

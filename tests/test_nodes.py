@@ -19,12 +19,12 @@ import stubs  # noqa: E402
 
 # Saved workflows store widget values by position: these orders are a compatibility promise.
 WIDGETS = {
-    "MofoModelLoader": ["model_name", "weight_dtype"],
-    "MofoDownloadModel": ["repo_id", "weight_dtype"],
+    "MofoModelLoader": ["model_name", "weight_dtype", "attention", "compile"],
+    "MofoDownloadModel": ["repo_id", "weight_dtype", "attention", "compile"],
     "MofoTextEncode": ["text"],
     "MofoTextEncoderLoader": ["folder", "dtype"],
     "MofoScheduler": ["steps", "mode", "mu", "log2_alpha", "rgb_denoise", "depth_denoise"],
-    "MofoSampler": ["cfg", "depth_cfg", "seed", "width", "height", "batch_size", "noise"],
+    "MofoSampler": ["cfg", "depth_cfg", "seed", "width", "height", "batch_size", "noise", "batch_cfg"],
     "MofoDepthDecode": ["colormap"],
     "MofoDepthEncode": ["near_is_bright", "robust"],
     "MofoFitImage": ["width", "height", "mode"],
@@ -241,3 +241,21 @@ def test_download_node_offline_explains_the_manual_steps(env, monkeypatch):
     shutil.copytree(src, dst, dirs_exist_ok=True)
     (model,) = run(nodes, "MofoDownloadModel", repo_id="bartduis/modality_forcing", weight_dtype="default")
     assert model.name == "modality_forcing/model.safetensors" and model.dit.config.variant == "flux_rgbd_9b_v2"
+
+
+def test_fast_fp8_weights_and_sequential_cfg(env):
+    tmp, nodes = env
+    (model,) = run(nodes, "MofoModelLoader", model_name="mofo_tiny/model.safetensors", weight_dtype="fp8_e4m3fn_fast",
+                   attention="sdpa", compile=False)
+    from mofo_core.fp8 import FP8Linear
+
+    assert any(type(m).__name__ == FP8Linear.__name__ for m in model.dit.modules())
+    _, pos, neg = _pipeline(nodes, tmp)
+    rs, ds = run(nodes, "MofoScheduler", steps=2, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
+                 depth_denoise=1.0)
+    kw = dict(model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds, cfg=3.0, depth_cfg=-1.0,
+              seed=1, width=32, height=32, batch_size=1, noise="cpu")
+    a = run(nodes, "MofoSampler", batch_cfg=True, **kw)
+    b = run(nodes, "MofoSampler", batch_cfg=False, **kw)
+    for x, y in ((a[0]["samples"], b[0]["samples"]), (a[1]["samples"], b[1]["samples"])):
+        assert torch.isfinite(x).all() and (x - y).norm() / y.norm() < 1e-2  # same math, bf16 compute

@@ -101,8 +101,8 @@ TITLE = 30  # LiteGraph.NODE_TITLE_HEIGHT
 ROW_GAP, COL_GAP, GROUP_GAP = 30, 60, 50  # between nodes in a column / columns / groups stacked in a column
 GROUP_PAD, GROUP_HEAD = 20, 45  # group border around its nodes; group title bar above them
 MIN_H = {
-    "MofoModelLoader": 90, "CLIPLoader": 110, "VAELoader": 60, "MofoTextEncode": 160, "MofoScheduler": 200,
-    "MofoSampler": 350, "MofoDepthDecode": 80, "MofoDepthEncode": 110, "MofoFitImage": 130,
+    "MofoModelLoader": 140, "CLIPLoader": 110, "VAELoader": 60, "MofoTextEncode": 160, "MofoScheduler": 200,
+    "MofoSampler": 380, "MofoDepthDecode": 80, "MofoDepthEncode": 110, "MofoFitImage": 130,
     "MofoDepthToPointCloud": 330, "MofoSaveDepth": 260, "VAEDecode": 50, "VAEEncode": 50, "SaveImage": 320,
     "PreviewImage": 320, "LoadImage": 340, "ImageScale": 140, "Preview3D": 440, "CheckpointLoaderSimple": 100,
     "CLIPTextEncode": 130, "ControlNetLoader": 60, "ControlNetApplyAdvanced": 190, "EmptyLatentImage": 110,
@@ -202,7 +202,7 @@ BLUE, GREEN, PURPLE, BROWN = "#3f5a7a", "#3f6b4a", "#5b4a78", "#6b5a3f"
 
 
 def models(g: Graph):
-    m = g.add("MofoModelLoader", [MOFO_FILE, "default"], 0, 0)
+    m = g.add("MofoModelLoader", [MOFO_FILE, "default", "auto", False], 0, 0)
     c = g.add("CLIPLoader", [QWEN_FILE, "flux2", "default"], 0, 1)
     v = g.add("VAELoader", [VAE_FILE], 0, 2)
     g.group("1. Models", [m, c, v], BLUE)
@@ -225,7 +225,7 @@ def prompts(g: Graph, clip, text, col=1):
 
 def sampler(g, model, pos, neg, mode, steps=50, cfg=4.0, log2_alpha=5.0, col=2, rgb_dn=1.0, depth_dn=1.0, row=0):
     s = g.add("MofoScheduler", [steps, mode, 1.1, log2_alpha, rgb_dn, depth_dn], col, row)
-    k = g.add("MofoSampler", [cfg, -1.0, 0, "fixed", 512, 512, 1, "device (reference)"], col, row + 1)
+    k = g.add("MofoSampler", [cfg, -1.0, 0, "fixed", 512, 512, 1, "device (reference)", True], col, row + 1)
     g.link(model, "model", k, "model")
     g.link(pos, "CONDITIONING", k, "positive")
     g.link(neg, "CONDITIONING", k, "negative")

@@ -31,13 +31,13 @@ SMALL = {  # class_type -> input overrides for CPU speed
     "MofoDepthToPointCloud": {"edge_rtol": 0.0},  # random-weight depth is all edges
 }
 DOCUMENTED = {  # node -> inputs documented in the README
-    "MofoModelLoader": {"model_name", "weight_dtype"},
-    "MofoDownloadModel": {"repo_id", "weight_dtype"},
+    "MofoModelLoader": {"model_name", "weight_dtype", "attention", "compile"},
+    "MofoDownloadModel": {"repo_id", "weight_dtype", "attention", "compile"},
     "MofoTextEncode": {"text", "clip", "text_encoder"},
     "MofoTextEncoderLoader": {"folder", "dtype"},
     "MofoScheduler": {"steps", "mode", "mu", "log2_alpha", "rgb_denoise", "depth_denoise"},
     "MofoSampler": {"model", "positive", "negative", "rgb_sigmas", "depth_sigmas", "cfg", "depth_cfg", "seed", "width",
-                    "height", "batch_size", "noise", "rgb_latent", "depth_latent"},
+                    "height", "batch_size", "noise", "batch_cfg", "rgb_latent", "depth_latent"},
     "MofoDepthDecode": {"depth_latent", "colormap", "fit"},
     "MofoDepthEncode": {"depth", "depth_image", "near_is_bright", "robust"},
     "MofoFitImage": {"image", "width", "height", "mode"},
