@@ -49,7 +49,9 @@ def setup_comfy(comfy: Path, dynamic: bool):
 
 
 def load_pack():
-    spec = importlib.util.spec_from_file_location("mofo_pack", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    spec = importlib.util.spec_from_file_location(
+        "mofo_pack", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+    )
     mod = importlib.util.module_from_spec(spec)
     sys.modules["mofo_pack"] = mod
     spec.loader.exec_module(mod)
@@ -65,7 +67,9 @@ def main() -> int:
     ap.add_argument("--mode", default="dynamic", choices=["dynamic", "legacy"])
     ap.add_argument("--reserve-gib", type=float, default=0.0)
     ap.add_argument("--weight-dtype", default="default")
-    ap.add_argument("--ckpt", default=None, help="checkpoint path; a random full-size v2 one is written there if absent")
+    ap.add_argument(
+        "--ckpt", default=None, help="checkpoint path; a random full-size v2 one is written there if absent"
+    )
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--tiny", action="store_true")
     a = ap.parse_args()
@@ -101,13 +105,25 @@ def main() -> int:
     dev = mm.get_torch_device()
     torch.cuda.reset_peak_memory_stats() if dev.type == "cuda" else None
     t0 = time.time()
-    (model,) = nodes.MofoModelLoader.execute(model_name=ckpt.name, weight_dtype=a.weight_dtype,
-                                             compile=a.compile).args
+    (model,) = nodes.MofoModelLoader.execute(model_name=ckpt.name, weight_dtype=a.weight_dtype, compile=a.compile).args
     load_s = time.time() - t0
-    rs, ds = nodes.MofoScheduler.execute(steps=4, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
-                                         depth_denoise=1.0).args
-    kw = dict(model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds, cfg=4.0, depth_cfg=-1.0,
-              seed=0, width=128 if a.tiny else 512, height=128 if a.tiny else 512, batch_size=1, noise="cpu")
+    rs, ds = nodes.MofoScheduler.execute(
+        steps=4, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0, depth_denoise=1.0
+    ).args
+    kw = dict(
+        model=model,
+        positive=pos,
+        negative=neg,
+        rgb_sigmas=rs,
+        depth_sigmas=ds,
+        cfg=4.0,
+        depth_cfg=-1.0,
+        seed=0,
+        width=128 if a.tiny else 512,
+        height=128 if a.tiny else 512,
+        batch_size=1,
+        noise="cpu",
+    )
     t0 = time.time()
     nodes.MofoSampler.execute(**{**kw, "rgb_sigmas": rs[:2], "depth_sigmas": ds[:2]})  # warm-up, 1 step
     warm_s = time.time() - t0
@@ -119,15 +135,23 @@ def main() -> int:
         torch.cuda.synchronize()
     step_s = (time.time() - t0) / 4
     out = {
-        "mode": a.mode, "dynamic_vram": dyn, "patcher": type(model.patcher).__name__, "weight_dtype": a.weight_dtype,
-        "reserve_gib": a.reserve_gib, "compile": a.compile, "load_s": round(load_s, 2),
-        "warmup_step_s": round(warm_s, 2), "step_s": round(step_s, 4),
+        "mode": a.mode,
+        "dynamic_vram": dyn,
+        "patcher": type(model.patcher).__name__,
+        "weight_dtype": a.weight_dtype,
+        "reserve_gib": a.reserve_gib,
+        "compile": a.compile,
+        "load_s": round(load_s, 2),
+        "warmup_step_s": round(warm_s, 2),
+        "step_s": round(step_s, 4),
         "peak_alloc_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if dev.type == "cuda" else None,
         "finite": bool(torch.isfinite(rgb["samples"]).all() and torch.isfinite(depth["samples"]).all()),
         "loaded_weight_gib": round(model.patcher.loaded_size() / 2**30, 2),
     }
-    torch.save({"rgb": rgb["samples"], "depth": depth["samples"]},
-               Path(a.out) / f"out_{a.mode}_{a.weight_dtype}_{int(a.reserve_gib)}{'_c' if a.compile else ''}.pt")
+    torch.save(
+        {"rgb": rgb["samples"], "depth": depth["samples"]},
+        Path(a.out) / f"out_{a.mode}_{a.weight_dtype}_{int(a.reserve_gib)}{'_c' if a.compile else ''}.pt",
+    )
     print(json.dumps(out))
     return 0
 

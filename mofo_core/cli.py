@@ -24,28 +24,51 @@ def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--height", type=int, default=None)
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--dtype", choices=DTYPES, default="bf16",
-                   help="DiT body dtype (depth head stays fp32); fp8: e4m3 block weights on the fp8 matrix units, "
-                   "bf16 elsewhere (~12 GiB instead of 22)")
-    p.add_argument("--fp8-scaling", choices=("row", "tensor"), default="row",
-                   help="with --dtype fp8: one scale per output channel and per token, or one per matrix")
-    p.add_argument("--attention", choices=("auto", "sdpa", "flash", "cudnn", "efficient"), default="auto",
-                   help="attention kernel (auto: the fastest measured one for the GPU, PyTorch's choice on CPU)")
-    p.add_argument("--lowvram", action="store_true",
-                   help="lower peak GPU memory: cond/uncond one after the other, DiT freed for the VAE decode")
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="bf16",
+        help="DiT body dtype (depth head stays fp32); fp8: e4m3 block weights on the fp8 matrix units, "
+        "bf16 elsewhere (~12 GiB instead of 22)",
+    )
+    p.add_argument(
+        "--fp8-scaling",
+        choices=("row", "tensor"),
+        default="row",
+        help="with --dtype fp8: one scale per output channel and per token, or one per matrix",
+    )
+    p.add_argument(
+        "--attention",
+        choices=("auto", "sdpa", "flash", "cudnn", "efficient"),
+        default="auto",
+        help="attention kernel (auto: the fastest measured one for the GPU, PyTorch's choice on CPU)",
+    )
+    p.add_argument(
+        "--lowvram",
+        action="store_true",
+        help="lower peak GPU memory: cond/uncond one after the other, DiT freed for the VAE decode",
+    )
     p.add_argument("--output-dir", default="./outputs")
     p.add_argument("--cfg-scale", type=float, default=cfg_default, help="guidance for the RGB (and depth) head")
     p.add_argument("--depth-cfg", type=float, default=None, help="guidance for the depth head (default: --cfg-scale)")
     p.add_argument("--fov-deg", type=float, default=65.0, help="horizontal field of view for the point cloud")
     p.add_argument("--sor", action="store_true", help="statistical outlier removal on the point cloud")
     p.add_argument("--edge-rtol", type=float, default=0.04, help="drop depth-edge pixels (0 disables)")
-    p.add_argument("--center", choices=("camera", "median"), default="camera",
-                   help="camera at the origin (default) or median-centred cloud (the reference)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the DiT blocks (CUDA; ~20 s warm-up, ~12 s once cached)")
+    p.add_argument(
+        "--center",
+        choices=("camera", "median"),
+        default="camera",
+        help="camera at the origin (default) or median-centred cloud (the reference)",
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the DiT blocks (CUDA; ~20 s warm-up, ~12 s once cached)"
+    )
     p.add_argument("--offline", action="store_true", help="never download; read only local files and the HF cache")
-    p.add_argument("--depth-xpred-exact", action="store_true",
-                   help="fix the residual depth noise the x-prediction clamp leaves at >= 59 steps")
+    p.add_argument(
+        "--depth-xpred-exact",
+        action="store_true",
+        help="fix the residual depth noise the x-prediction clamp leaves at >= 59 steps",
+    )
     p.add_argument("--truncate-prompt", action="store_true", help="cut prompts over 512 tokens (reference behaviour)")
     p.add_argument("--no-exr", action="store_true", help="skip depth.exr")
     p.add_argument("--verbose", action="store_true")
@@ -69,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--robust-depth", action="store_true", help="normalise over valid pixels only (holes, zeros)")
     demo = sub.add_parser("demo", help="offline end-to-end run on tiny RANDOM weights (writes every output file)")
     demo.add_argument("--output-dir", default="./mofo_outputs/demo")
-    demo.add_argument("--cache-dir", default=None, help="where the tiny random models are built (default ~/.cache/mofo)")
+    demo.add_argument(
+        "--cache-dir", default=None, help="where the tiny random models are built (default ~/.cache/mofo)"
+    )
     demo.add_argument("--verbose", action="store_true")
     return ap
 
@@ -108,10 +133,21 @@ def run(a) -> list[Path]:
 
     h, w = _size(a)
     params = GenerateParams(
-        mode=a.command, prompt=a.prompt, steps=a.num_steps, cfg=a.cfg_scale, depth_cfg=a.depth_cfg,
-        log2_alpha=getattr(a, "log2_alpha", None), refine_depth=getattr(a, "refine_depth", False), seed=a.seed,
-        width=w, height=h, batch=a.batch, depth_xpred_exact=a.depth_xpred_exact, truncate_prompt=a.truncate_prompt,
-        fit=getattr(a, "fit", "letterbox"), robust_depth=getattr(a, "robust_depth", False),
+        mode=a.command,
+        prompt=a.prompt,
+        steps=a.num_steps,
+        cfg=a.cfg_scale,
+        depth_cfg=a.depth_cfg,
+        log2_alpha=getattr(a, "log2_alpha", None),
+        refine_depth=getattr(a, "refine_depth", False),
+        seed=a.seed,
+        width=w,
+        height=h,
+        batch=a.batch,
+        depth_xpred_exact=a.depth_xpred_exact,
+        truncate_prompt=a.truncate_prompt,
+        fit=getattr(a, "fit", "letterbox"),
+        robust_depth=getattr(a, "robust_depth", False),
     )
     image = depth = None
     if a.command == "i2d":
@@ -124,22 +160,33 @@ def run(a) -> list[Path]:
         depth = load_depth(a.depth, disparity=a.disparity)
     params.resolved(depth.shape if depth is not None else None).validate()  # fail before loading 40 GB
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16, "fp8": torch.bfloat16}[a.dtype]
-    pipe = MofoPipeline.from_pretrained(a.model, text_encoder=a.text_encoder, offline=a.offline or None,
-                                        device=a.device, dtype=dtype, compile=a.compile, attention=a.attention,
-                                        fp8=a.fp8_scaling if a.dtype == "fp8" else None, lowvram=a.lowvram)
+    pipe = MofoPipeline.from_pretrained(
+        a.model,
+        text_encoder=a.text_encoder,
+        offline=a.offline or None,
+        device=a.device,
+        dtype=dtype,
+        compile=a.compile,
+        attention=a.attention,
+        fp8=a.fp8_scaling if a.dtype == "fp8" else None,
+        lowvram=a.lowvram,
+    )
     progress = _Progress()
     try:
         result = pipe.generate(params, image=image, depth=depth, callback=progress)
     finally:
         progress.close()
-    out = save_run(a.output_dir, result, fov_deg=a.fov_deg, edge_rtol=a.edge_rtol, sor=a.sor, center=a.center,
-                   exr=not a.no_exr)
+    out = save_run(
+        a.output_dir, result, fov_deg=a.fov_deg, edge_rtol=a.edge_rtol, sor=a.sor, center=a.center, exr=not a.no_exr
+    )
     return [p for k, p in out.items() if k != "run_dir"]
 
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     from .depth_io import MissingDependencyError
     from .loading import CheckpointError
     from .weights import WeightsNotFoundError

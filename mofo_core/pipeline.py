@@ -61,9 +61,15 @@ class GenerateParams:
         if h is None or w is None:
             dh, dw = size_for(input_shape, 512) if self.mode == "d2i" and input_shape else (512, 512)
             h, w = h or dh, w or dw
-        return replace(self, cfg=cfg, height=h, width=w, depth_cfg=cfg if self.depth_cfg is None else self.depth_cfg,
-                       log2_alpha=self.log2_alpha if self.mode == "joint" else None,
-                       refine_depth=self.refine_depth and self.mode == "joint")
+        return replace(
+            self,
+            cfg=cfg,
+            height=h,
+            width=w,
+            depth_cfg=cfg if self.depth_cfg is None else self.depth_cfg,
+            log2_alpha=self.log2_alpha if self.mode == "joint" else None,
+            refine_depth=self.refine_depth and self.mode == "joint",
+        )
 
     def validate(self) -> None:
         if self.mode not in MODE_CFG:
@@ -71,8 +77,9 @@ class GenerateParams:
         for name in ("width", "height"):
             v = getattr(self, name)
             if v <= 0 or v % LATENT_COMPRESSION:
-                raise ValueError(f"{name} {v} is not a positive multiple of {LATENT_COMPRESSION}; "
-                                 f"try {max(16, round(v / 16) * 16)}")
+                raise ValueError(
+                    f"{name} {v} is not a positive multiple of {LATENT_COMPRESSION}; try {max(16, round(v / 16) * 16)}"
+                )
         if self.steps < 1 or self.batch < 1:
             raise ValueError("steps and batch must be at least 1")
         if self.mode == "joint" and not self.prompt.strip():
@@ -145,12 +152,19 @@ class MofoPipeline:
         **kwargs,
     ) -> MofoPipeline:
         """model: a folder with the release files or a repo id; text_encoder: a Qwen3-8B folder or repo id."""
-        found = resolve_model_files(model, DIT_FILES[1:] + AE_FILES, offline=offline, cache_dir=cache_dir,
-                                    optional=("config.json",))
+        found = resolve_model_files(
+            model, DIT_FILES[1:] + AE_FILES, offline=offline, cache_dir=cache_dir, optional=("config.json",)
+        )
         te = resolve_text_encoder(text_encoder, offline=offline, cache_dir=cache_dir)
-        files = ModelFiles(dit=found["model.safetensors"], ae_encoder=found["ae_encoder.safetensors"],
-                           ae_decoder=found["ae_decoder.safetensors"], text_encoder=te,
-                           config_json=found.get("config.json"), model_spec=str(model), text_encoder_spec=str(text_encoder))
+        files = ModelFiles(
+            dit=found["model.safetensors"],
+            ae_encoder=found["ae_encoder.safetensors"],
+            ae_decoder=found["ae_decoder.safetensors"],
+            text_encoder=te,
+            config_json=found.get("config.json"),
+            model_spec=str(model),
+            text_encoder_spec=str(text_encoder),
+        )
         return cls(files, **kwargs)
 
     # -- components -------------------------------------------------------------------------------------
@@ -175,14 +189,16 @@ class MofoPipeline:
         from .autoencoder import load_autoencoder
 
         if self._ae is None or (encoder and self._ae.encoder is None):
-            self._ae = load_autoencoder(encoder=self.files.ae_encoder if encoder else None,
-                                        decoder=self.files.ae_decoder, device=self.device)
+            self._ae = load_autoencoder(
+                encoder=self.files.ae_encoder if encoder else None, decoder=self.files.ae_decoder, device=self.device
+            )
         return self._ae
 
     def text_encoder(self) -> QwenTextEmbedder:
         if self._text is None:
-            self._text = QwenTextEmbedder.from_pretrained(self.files.text_encoder, device=self.device,
-                                                          dtype=self.text_dtype)
+            self._text = QwenTextEmbedder.from_pretrained(
+                self.files.text_encoder, device=self.device, dtype=self.text_dtype
+            )
         return self._text
 
     def encode_text(self, prompt: str, *, batch: int, need_null: bool, truncate: bool = False):
@@ -221,8 +237,10 @@ class MofoPipeline:
         ctx, null = self.encode_text(p.prompt, batch=p.batch, need_null=need_null, truncate=p.truncate_prompt)
         dit = self.dit
         if ctx.shape[-1] != dit.config.context_in_dim:
-            raise ValueError(f"the text encoder gives {ctx.shape[-1]} features but the DiT needs "
-                             f"{dit.config.context_in_dim}: use Qwen3-8B (3 x 4096) as the text encoder")
+            raise ValueError(
+                f"the text encoder gives {ctx.shape[-1]} features but the DiT needs "
+                f"{dit.config.context_in_dim}: use Qwen3-8B (3 x 4096) as the text encoder"
+            )
 
         # 2. clean conditioning, rounded to the body dtype as the reference runner does
         rgb_clean = depth_clean = None
@@ -240,10 +258,17 @@ class MofoPipeline:
 
         # 3. sample (+ refine)
         rs, ds = schedule(p.steps, mode=p.mode, mu=p.mu, log2_alpha=p.log2_alpha)
-        kw = dict(height=h, width=w, seed=p.seed, callback=callback, depth_xpred_exact=p.depth_xpred_exact,
-                  batch_cfg=not self.lowvram)
-        rgb_tok, depth_tok = sample(dit, ctx, null, rs, ds, cfg=p.cfg, depth_cfg=p.depth_cfg, rgb=rgb_clean,
-                                    depth=depth_clean, **kw)
+        kw = dict(
+            height=h,
+            width=w,
+            seed=p.seed,
+            callback=callback,
+            depth_xpred_exact=p.depth_xpred_exact,
+            batch_cfg=not self.lowvram,
+        )
+        rgb_tok, depth_tok = sample(
+            dit, ctx, null, rs, ds, cfg=p.cfg, depth_cfg=p.depth_cfg, rgb=rgb_clean, depth=depth_clean, **kw
+        )
         if p.refine_depth:
             rs2, ds2 = schedule(p.steps, mode="i2d", mu=p.mu)
             _, depth_tok = sample(dit, ctx, None, rs2, ds2, cfg=1.0, rgb=rgb_tok, **kw)
@@ -265,8 +290,13 @@ class MofoPipeline:
             depth_map = np.stack([unfit_depth(dm, box, image.shape[:2]) for dm in depth_map])
         else:
             rgb_u8 = _to_uint8(self.autoencoder(encoder=False).decode(rgb_latent.float()))
-        return GenerationResult(rgb=rgb_u8, depth=depth_map.astype(np.float32), rgb_latent=rgb_latent.cpu(),
-                                depth_tokens=depth_tok.cpu(), metadata=self._metadata(p, image, depth))
+        return GenerationResult(
+            rgb=rgb_u8,
+            depth=depth_map.astype(np.float32),
+            rgb_latent=rgb_latent.cpu(),
+            depth_tokens=depth_tok.cpu(),
+            metadata=self._metadata(p, image, depth),
+        )
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _metadata(self, p: GenerateParams, image, depth) -> dict:
@@ -281,7 +311,9 @@ class MofoPipeline:
             device=str(self.device),
             package="comfyui-modality-forcing",
             package_version=__version__,
-            input_size=list(image.shape[:2]) if image is not None else (list(depth.shape) if depth is not None else None),
+            input_size=list(image.shape[:2])
+            if image is not None
+            else (list(depth.shape) if depth is not None else None),
         )
         return meta
 

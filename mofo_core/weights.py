@@ -27,8 +27,10 @@ class WeightsNotFoundError(FileNotFoundError):
 
 def _manual_hint(repo: str, files: Sequence[str], dest: Path | None = None) -> str:
     if dest is not None:
-        return (f"Download {', '.join(files)} from https://huggingface.co/{repo} by hand into {dest} "
-                f"(or, with internet: `huggingface-cli download {repo} --local-dir {dest}`).")
+        return (
+            f"Download {', '.join(files)} from https://huggingface.co/{repo} by hand into {dest} "
+            f"(or, with internet: `huggingface-cli download {repo} --local-dir {dest}`)."
+        )
     return (
         f"Put {', '.join(files)} from https://huggingface.co/{repo} into one folder and pass that folder "
         f"instead of the repo id (or, with internet: `huggingface-cli download {repo} --local-dir FOLDER`)."
@@ -55,9 +57,7 @@ def resolve_model_files(
             raise WeightsNotFoundError(f"model folder {root} does not exist. {_manual_hint(RELEASE_REPO, files)}")
         missing = [f for f in files if not (root / f).is_file()]
         if missing:
-            raise WeightsNotFoundError(
-                f"{root} lacks {', '.join(missing)}. {_manual_hint(RELEASE_REPO, files)}"
-            )
+            raise WeightsNotFoundError(f"{root} lacks {', '.join(missing)}. {_manual_hint(RELEASE_REPO, files)}")
         found = {f: root / f for f in files}
         found.update({f: root / f for f in optional if (root / f).is_file()})
         return found
@@ -75,9 +75,13 @@ def resolve_model_files(
                 missing.append(f)
         except Exception as e:  # network failure, gated repo, 404 ...
             if f in files:
-                raise WeightsNotFoundError(f"could not download {f} from {spec}: {e}. {_manual_hint(spec, files)}") from e
+                raise WeightsNotFoundError(
+                    f"could not download {f} from {spec}: {e}. {_manual_hint(spec, files)}"
+                ) from e
     if missing:
-        why = "offline mode is on and they are not in the Hugging Face cache" if offline else "they could not be fetched"
+        why = (
+            "offline mode is on and they are not in the Hugging Face cache" if offline else "they could not be fetched"
+        )
         raise WeightsNotFoundError(f"{', '.join(missing)} of {spec}: {why}. {_manual_hint(spec, files)}")
     return found
 
@@ -102,15 +106,20 @@ def resolve_text_encoder(
 
     offline = constants.HF_HUB_OFFLINE if offline is None else offline
     try:
-        return Path(snapshot_download(spec, allow_patterns=list(TEXT_ENCODER_PATTERNS), cache_dir=cache_dir,
-                                      local_files_only=bool(offline)))
+        return Path(
+            snapshot_download(
+                spec, allow_patterns=list(TEXT_ENCODER_PATTERNS), cache_dir=cache_dir, local_files_only=bool(offline)
+            )
+        )
     except LocalEntryNotFoundError as e:
         raise WeightsNotFoundError(
             f"text encoder {spec} is not in the Hugging Face cache and offline mode is on. "
             f"{_manual_hint(spec, ['config.json', 'tokenizer files', '*.safetensors'])}"
         ) from e
     except Exception as e:
-        raise WeightsNotFoundError(f"could not download {spec}: {e}. {_manual_hint(spec, ['the whole repository'])}") from e
+        raise WeightsNotFoundError(
+            f"could not download {spec}: {e}. {_manual_hint(spec, ['the whole repository'])}"
+        ) from e
 
 
 def download_files(

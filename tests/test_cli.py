@@ -20,20 +20,67 @@ def assets(tmp_path_factory):
 
 def _run(assets, out, *args):
     model, text = assets
-    return main([*args, "--model", model, "--text-encoder", text, "--device", "cpu", "--dtype", "fp32", "--offline",
-                 "--num-steps", "2", "--output-dir", str(out)])
+    return main(
+        [
+            *args,
+            "--model",
+            model,
+            "--text-encoder",
+            text,
+            "--device",
+            "cpu",
+            "--dtype",
+            "fp32",
+            "--offline",
+            "--num-steps",
+            "2",
+            "--output-dir",
+            str(out),
+        ]
+    )
 
 
 def test_joint_writes_every_file_and_full_metadata(assets, tmp_path, capsys):
-    assert _run(assets, tmp_path, "joint", "--prompt", "a red chair", "--width", "48", "--height", "32",
-                "--batch", "2", "--refine-depth", "--edge-rtol", "0") == 0
+    assert (
+        _run(
+            assets,
+            tmp_path,
+            "joint",
+            "--prompt",
+            "a red chair",
+            "--width",
+            "48",
+            "--height",
+            "32",
+            "--batch",
+            "2",
+            "--refine-depth",
+            "--edge-rtol",
+            "0",
+        )
+        == 0
+    )
     (run,) = list(tmp_path.iterdir())
     names = {p.name for p in run.iterdir()}
     for base in ("rgb", "depth", "depth16", "depth_magma", "cloud"):
         assert any(n.startswith(base + "_1") for n in names), base
     meta = json.loads((run / "metadata.json").read_text())
-    for key in ("mode", "variant", "steps", "cfg", "depth_cfg", "log2_alpha", "refine_depth", "seed", "width",
-                "height", "text_encoder", "package_version", "depth16_scale", "point_count"):
+    for key in (
+        "mode",
+        "variant",
+        "steps",
+        "cfg",
+        "depth_cfg",
+        "log2_alpha",
+        "refine_depth",
+        "seed",
+        "width",
+        "height",
+        "text_encoder",
+        "package_version",
+        "depth16_scale",
+        "point_count",
+    ):
         assert key in meta, key
     assert meta["refine_depth"] is True and meta["variant"] == "flux_rgbd_9b_v2"
     assert np.load(run / "depth_0.npy").shape == (32, 48)
@@ -92,8 +139,20 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(assets, tmp_path, capsy
 
 
 def test_missing_weights_offline_names_the_files(tmp_path, capsys):
-    rc = main(["joint", "--prompt", "x", "--offline", "--model", "bartduis/modality_forcing", "--device", "cpu",
-               "--output-dir", str(tmp_path / "o")])
+    rc = main(
+        [
+            "joint",
+            "--prompt",
+            "x",
+            "--offline",
+            "--model",
+            "bartduis/modality_forcing",
+            "--device",
+            "cpu",
+            "--output-dir",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "model.safetensors" in err and "offline" in err
     assert not (tmp_path / "o").exists()

@@ -92,19 +92,41 @@ def test_text_to_rgb_depth_point_cloud(env):
     tmp, nodes = env
     model, pos, neg = _pipeline(nodes, tmp)
     assert pos[0][0].shape == (1, 512, 48)
-    rs, ds = run(nodes, "MofoScheduler", steps=3, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
-                 depth_denoise=1.0)
+    rs, ds = run(
+        nodes, "MofoScheduler", steps=3, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0, depth_denoise=1.0
+    )
     stubs.ProgressBar.log.clear()
-    rgb, dl = run(nodes, "MofoSampler", model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds,
-                  cfg=4.0, depth_cfg=-1.0, seed=7, width=48, height=32, batch_size=2, noise="cpu")
+    rgb, dl = run(
+        nodes,
+        "MofoSampler",
+        model=model,
+        positive=pos,
+        negative=neg,
+        rgb_sigmas=rs,
+        depth_sigmas=ds,
+        cfg=4.0,
+        depth_cfg=-1.0,
+        seed=7,
+        width=48,
+        height=32,
+        batch_size=2,
+        noise="cpu",
+    )
     assert rgb["samples"].shape == (2, 128, 2, 3) and dl["samples"].shape == (2, 6, 256)
     assert [v for v, _, _ in stubs.ProgressBar.log] == [1, 2, 3]
     depth, img = run(nodes, "MofoDepthDecode", depth_latent=dl, colormap="grey")
     assert depth["depth"].shape == (2, 32, 48) and img.shape == (2, 32, 48, 3)
     assert float(img.min()) >= 0 and float(img.max()) <= 1 and torch.equal(img[..., 0], img[..., 2])
     color = torch.rand(2, 32, 48, 3)
-    out = nodes["MofoDepthToPointCloud"].execute(image=color, depth=depth, fov_deg=65.0, edge_rtol=0.0,
-                                                 outlier_removal=False, batch_index=1, filename_prefix="mofo/cloud")
+    out = nodes["MofoDepthToPointCloud"].execute(
+        image=color,
+        depth=depth,
+        fov_deg=65.0,
+        edge_rtol=0.0,
+        outlier_removal=False,
+        batch_index=1,
+        filename_prefix="mofo/cloud",
+    )
     ply_rel, glb_rel, file3d = out.args
     from plyfile import PlyData
 
@@ -118,10 +140,22 @@ def test_text_to_rgb_depth_point_cloud(env):
 def test_cpu_noise_is_reproducible_and_device_noise_matches_the_core_sampler(env):
     tmp, nodes = env
     model, pos, neg = _pipeline(nodes, tmp)
-    rs, ds = run(nodes, "MofoScheduler", steps=2, mode="joint", mu=1.1, log2_alpha=0.0, rgb_denoise=1.0,
-                 depth_denoise=1.0)
-    kw = dict(model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds, cfg=1.0, depth_cfg=-1.0,
-              seed=3, width=32, height=32, batch_size=1)
+    rs, ds = run(
+        nodes, "MofoScheduler", steps=2, mode="joint", mu=1.1, log2_alpha=0.0, rgb_denoise=1.0, depth_denoise=1.0
+    )
+    kw = dict(
+        model=model,
+        positive=pos,
+        negative=neg,
+        rgb_sigmas=rs,
+        depth_sigmas=ds,
+        cfg=1.0,
+        depth_cfg=-1.0,
+        seed=3,
+        width=32,
+        height=32,
+        batch_size=1,
+    )
     a = run(nodes, "MofoSampler", noise="cpu", **kw)
     b = run(nodes, "MofoSampler", noise="cpu", **kw)
     assert torch.equal(a[0]["samples"], b[0]["samples"])
@@ -141,11 +175,26 @@ def test_image_to_depth_with_letterbox_returns_input_size(env):
     from mofo_core import AutoEncoderConfig, build_autoencoder
 
     latent = {"samples": build_autoencoder(AutoEncoderConfig.tiny()).encode(fitted)}  # stands in for VAEEncode
-    rs, ds = run(nodes, "MofoScheduler", steps=2, mode="i2d", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
-                 depth_denoise=1.0)
-    rgb, dl = run(nodes, "MofoSampler", model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds,
-                  cfg=1.0, depth_cfg=-1.0, seed=0, width=512, height=512, batch_size=1, noise="cpu",
-                  rgb_latent=latent)
+    rs, ds = run(
+        nodes, "MofoScheduler", steps=2, mode="i2d", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0, depth_denoise=1.0
+    )
+    rgb, dl = run(
+        nodes,
+        "MofoSampler",
+        model=model,
+        positive=pos,
+        negative=neg,
+        rgb_sigmas=rs,
+        depth_sigmas=ds,
+        cfg=1.0,
+        depth_cfg=-1.0,
+        seed=0,
+        width=512,
+        height=512,
+        batch_size=1,
+        noise="cpu",
+        rgb_latent=latent,
+    )
     assert torch.equal(rgb["samples"], latent["samples"].to(torch.float32))  # held clean (fp32 body: exact)
     depth, img = run(nodes, "MofoDepthDecode", depth_latent=dl, colormap="magma", fit=fit)
     assert depth["depth"].shape == (1, 40, 72) and img.shape == (1, 40, 72, 3)
@@ -157,21 +206,49 @@ def test_depth_to_image_from_a_controlnet_style_depth_image(env):
     disp = torch.linspace(0.2, 1.0, 32)[None, :, None, None].expand(1, 32, 48, 3).contiguous()
     (dl,) = run(nodes, "MofoDepthEncode", depth_image=disp, near_is_bright=True, robust=False)
     assert dl["samples"].shape == (1, 6, 256) and (dl["height"], dl["width"]) == (2, 3)
-    rs, ds = run(nodes, "MofoScheduler", steps=2, mode="d2i", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
-                 depth_denoise=1.0)
-    rgb, dl2 = run(nodes, "MofoSampler", model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds,
-                   cfg=3.0, depth_cfg=-1.0, seed=0, width=512, height=512, batch_size=1, noise="cpu",
-                   depth_latent=dl)
+    rs, ds = run(
+        nodes, "MofoScheduler", steps=2, mode="d2i", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0, depth_denoise=1.0
+    )
+    rgb, dl2 = run(
+        nodes,
+        "MofoSampler",
+        model=model,
+        positive=pos,
+        negative=neg,
+        rgb_sigmas=rs,
+        depth_sigmas=ds,
+        cfg=3.0,
+        depth_cfg=-1.0,
+        seed=0,
+        width=512,
+        height=512,
+        batch_size=1,
+        noise="cpu",
+        depth_latent=dl,
+    )
     assert rgb["samples"].shape == (1, 128, 2, 3) and torch.equal(dl2["samples"], dl["samples"])
 
 
 def test_clear_errors(env):
     tmp, nodes = env
     model, pos, neg = _pipeline(nodes, tmp)
-    rs, ds = run(nodes, "MofoScheduler", steps=2, mode="i2d", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
-                 depth_denoise=1.0)
-    base = dict(model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds, cfg=1.0, depth_cfg=-1.0,
-                seed=0, width=32, height=32, batch_size=1, noise="cpu")
+    rs, ds = run(
+        nodes, "MofoScheduler", steps=2, mode="i2d", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0, depth_denoise=1.0
+    )
+    base = dict(
+        model=model,
+        positive=pos,
+        negative=neg,
+        rgb_sigmas=rs,
+        depth_sigmas=ds,
+        cfg=1.0,
+        depth_cfg=-1.0,
+        seed=0,
+        width=32,
+        height=32,
+        batch_size=1,
+        noise="cpu",
+    )
     with pytest.raises(ValueError, match="held clean"):
         run(nodes, "MofoSampler", **base)
     bad = [[torch.zeros(1, 512, 40), {}]]  # the wrong text encoder for this (tiny) model
@@ -194,13 +271,28 @@ def test_clear_errors(env):
 def test_interrupt_stops_sampling(env):
     tmp, nodes = env
     model, pos, neg = _pipeline(nodes, tmp)
-    rs, ds = run(nodes, "MofoScheduler", steps=5, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
-                 depth_denoise=1.0)
+    rs, ds = run(
+        nodes, "MofoScheduler", steps=5, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0, depth_denoise=1.0
+    )
     stubs.MM.calls, stubs.MM.interrupt_at = 0, 2
     try:
         with pytest.raises(stubs.Interrupted):
-            run(nodes, "MofoSampler", model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds,
-                cfg=1.0, depth_cfg=-1.0, seed=0, width=32, height=32, batch_size=1, noise="cpu")
+            run(
+                nodes,
+                "MofoSampler",
+                model=model,
+                positive=pos,
+                negative=neg,
+                rgb_sigmas=rs,
+                depth_sigmas=ds,
+                cfg=1.0,
+                depth_cfg=-1.0,
+                seed=0,
+                width=32,
+                height=32,
+                batch_size=1,
+                noise="cpu",
+            )
         assert stubs.MM.calls == 2
     finally:
         stubs.MM.interrupt_at = None
@@ -213,7 +305,12 @@ def test_save_depth_writes_16bit_png(env):
     from PIL import Image
 
     files = sorted((tmp / "output" / "mofo").glob("depth_*.png"))
-    assert files and Image.open(files[-1]).mode in ("I;16", "I") and out.ui["images"] and out.ui["depth_files"][0]["filename"].endswith(".png")
+    assert (
+        files
+        and Image.open(files[-1]).mode in ("I;16", "I")
+        and out.ui["images"]
+        and out.ui["depth_files"][0]["filename"].endswith(".png")
+    )
 
 
 def test_point_cloud_node_without_native_3d_types_still_saves_and_previews(env, monkeypatch):
@@ -223,8 +320,15 @@ def test_point_cloud_node_without_native_3d_types_still_saves_and_previews(env, 
     cls = nodes["MofoDepthToPointCloud"]
     assert [o.io_type for o in cls.define_schema().outputs] == ["STRING", "STRING"]
     depth = {"depth": torch.rand(1, 16, 16) + 1.0}
-    out = cls.execute(image=torch.rand(1, 16, 16, 3), depth=depth, fov_deg=60.0, edge_rtol=0.0,
-                      outlier_removal=False, batch_index=0, filename_prefix="old/cloud")
+    out = cls.execute(
+        image=torch.rand(1, 16, 16, 3),
+        depth=depth,
+        fov_deg=60.0,
+        edge_rtol=0.0,
+        outlier_removal=False,
+        batch_index=0,
+        filename_prefix="old/cloud",
+    )
     assert len(out.args) == 2 and (tmp / "output" / out.args[0]).is_file() and out.ui["images"]
 
 
@@ -245,16 +349,35 @@ def test_download_node_offline_explains_the_manual_steps(env, monkeypatch):
 
 def test_fast_fp8_weights_and_sequential_cfg(env):
     tmp, nodes = env
-    (model,) = run(nodes, "MofoModelLoader", model_name="mofo_tiny/model.safetensors", weight_dtype="fp8_e4m3fn_fast",
-                   attention="sdpa", compile=False)
+    (model,) = run(
+        nodes,
+        "MofoModelLoader",
+        model_name="mofo_tiny/model.safetensors",
+        weight_dtype="fp8_e4m3fn_fast",
+        attention="sdpa",
+        compile=False,
+    )
     from mofo_core.fp8 import FP8Linear
 
     assert any(type(m).__name__ == FP8Linear.__name__ for m in model.dit.modules())
     _, pos, neg = _pipeline(nodes, tmp)
-    rs, ds = run(nodes, "MofoScheduler", steps=2, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
-                 depth_denoise=1.0)
-    kw = dict(model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds, cfg=3.0, depth_cfg=-1.0,
-              seed=1, width=32, height=32, batch_size=1, noise="cpu")
+    rs, ds = run(
+        nodes, "MofoScheduler", steps=2, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0, depth_denoise=1.0
+    )
+    kw = dict(
+        model=model,
+        positive=pos,
+        negative=neg,
+        rgb_sigmas=rs,
+        depth_sigmas=ds,
+        cfg=3.0,
+        depth_cfg=-1.0,
+        seed=1,
+        width=32,
+        height=32,
+        batch_size=1,
+        noise="cpu",
+    )
     a = run(nodes, "MofoSampler", batch_cfg=True, **kw)
     b = run(nodes, "MofoSampler", batch_cfg=False, **kw)
     for x, y in ((a[0]["samples"], b[0]["samples"]), (a[1]["samples"], b[1]["samples"])):

@@ -17,8 +17,9 @@ from conftest import ROOT, rel_l2
 import mofo_core as mc
 
 REF = Path(os.environ.get("MOFO_REF_DIR", ROOT / ".ref" / "modality-forcing"))
-pytestmark = pytest.mark.skipif(not (REF / "flux_rgbd" / "dit.py").is_file(),
-                                reason=f"reference checkout not found at {REF} (set MOFO_REF_DIR)")
+pytestmark = pytest.mark.skipif(
+    not (REF / "flux_rgbd" / "dit.py").is_file(), reason=f"reference checkout not found at {REF} (set MOFO_REF_DIR)"
+)
 
 CASES = [  # (variant, seed, batch, h, w, L, prefixed)
     ("flux_rgbd_9b_v1", 3, 1, 1, 1, 4, True),
@@ -43,10 +44,20 @@ def _pair(ref, variant, seed, prefixed, ctx_dim=40):
     cfg = mc.config.tiny(variant, context_in_dim=ctx_dim)
     ours = mc.build_dit(cfg, seed=seed)
     sd = {k: v.to(torch.bfloat16).float() for k, v in ours.state_dict().items()}  # bf16-exact weights
-    theirs = FluxRGBD(FluxRGBDDiT(in_channels=128, depth_channels=256, context_in_dim=ctx_dim, hidden_size=cfg.hidden_size,
-                                  num_heads=cfg.num_heads, depth_double=cfg.depth_double, depth_single=cfg.depth_single,
-                                  depth_decoder_num_layers=cfg.depth_decoder_num_layers, axes_dim=cfg.axes_dim,
-                                  cross_stream_timestep_mixing=cfg.cross_stream_timestep_mixing))
+    theirs = FluxRGBD(
+        FluxRGBDDiT(
+            in_channels=128,
+            depth_channels=256,
+            context_in_dim=ctx_dim,
+            hidden_size=cfg.hidden_size,
+            num_heads=cfg.num_heads,
+            depth_double=cfg.depth_double,
+            depth_single=cfg.depth_single,
+            depth_decoder_num_layers=cfg.depth_decoder_num_layers,
+            axes_dim=cfg.axes_dim,
+            cross_stream_timestep_mixing=cfg.cross_stream_timestep_mixing,
+        )
+    )
     theirs.load_state_dict({f"dit.{k}": v for k, v in sd.items()}, strict=True)
     file_sd = {f"dit.{k}" if prefixed else k: v for k, v in sd.items()}
     return theirs.eval(), file_sd
@@ -56,8 +67,13 @@ def _pair(ref, variant, seed, prefixed, ctx_dim=40):
 def test_forward_fp32_and_bf16(ref, variant, seed, b, h, w, L, prefixed):
     theirs, sd = _pair(ref, variant, seed, prefixed)
     g = torch.Generator().manual_seed(seed)
-    x = (torch.randn(b, h * w, 128, generator=g), torch.randn(b, h * w, 256, generator=g),
-         torch.randn(b, L, 40, generator=g), torch.rand(b, generator=g), torch.rand(b, generator=g))
+    x = (
+        torch.randn(b, h * w, 128, generator=g),
+        torch.randn(b, h * w, 256, generator=g),
+        torch.randn(b, L, 40, generator=g),
+        torch.rand(b, generator=g),
+        torch.rand(b, generator=g),
+    )
     ours = mc.load_dit(sd)
     with torch.no_grad():
         want = theirs(x[0], x[3], x[2], h, w, x[1], x[4])
@@ -81,10 +97,32 @@ def test_samplers_fp32(ref, variant, seed, b, h, w, L, prefixed, mode):
     clean_rgb, clean_depth = torch.randn(b, h * w, 128, generator=g), torch.randn(b, h * w, 256, generator=g)
     steps, cfg, la = 4 + seed % 3, (1.0, 2.5, 4.0)[seed % 3], (None, 5.0, -1.5)[seed % 3]
     with torch.no_grad():
-        want = theirs.sample(ctx=ctx, img_height=h, img_width=w, num_steps=steps, mode=mode, schedule_config=sched_cfg,
-                             cfg_scale=cfg, seed=seed, clean_rgb=clean_rgb, clean_depth=clean_depth,
-                             null_text_embed=null, log2_alpha=la)
+        want = theirs.sample(
+            ctx=ctx,
+            img_height=h,
+            img_width=w,
+            num_steps=steps,
+            mode=mode,
+            schedule_config=sched_cfg,
+            cfg_scale=cfg,
+            seed=seed,
+            clean_rgb=clean_rgb,
+            clean_depth=clean_depth,
+            null_text_embed=null,
+            log2_alpha=la,
+        )
     rs, ds = mc.schedule(steps, mode=mode, log2_alpha=la)
-    got = mc.sample(mc.load_dit(sd), ctx, null, rs, ds, height=h, width=w, cfg=cfg, seed=seed,
-                    rgb=clean_rgb if mode == "i2d" else None, depth=clean_depth if mode == "d2i" else None)
+    got = mc.sample(
+        mc.load_dit(sd),
+        ctx,
+        null,
+        rs,
+        ds,
+        height=h,
+        width=w,
+        cfg=cfg,
+        seed=seed,
+        rgb=clean_rgb if mode == "i2d" else None,
+        depth=clean_depth if mode == "d2i" else None,
+    )
     assert rel_l2(got[0], want[0]) <= 1e-4 and rel_l2(got[1], want[1]) <= 1e-4

@@ -162,7 +162,9 @@ class MofoDiT(nn.Module):
         """
         b, n, dev = rgb.shape[0], height * width, rgb.device
         if rgb.ndim != 3 or rgb.shape[1:] != (n, self.in_channels):
-            raise ValueError(f"rgb tokens must be (B, {n}, {self.in_channels}) for a {height}x{width} grid, got {tuple(rgb.shape)}")
+            raise ValueError(
+                f"rgb tokens must be (B, {n}, {self.in_channels}) for a {height}x{width} grid, got {tuple(rgb.shape)}"
+            )
         if depth.ndim != 3 or depth.shape != (b, n, self.depth_channels):
             raise ValueError(f"depth tokens must be ({b}, {n}, {self.depth_channels}), got {tuple(depth.shape)}")
         if ctx.ndim != 3 or ctx.shape[0] != b or ctx.shape[2] != self.config.context_in_dim:

@@ -24,7 +24,13 @@ def _mod(name: str, **attrs) -> types.ModuleType:
 # -- comfy_api.latest.io -------------------------------------------------------------------------------
 class _Input:
     def __init__(self, id, display_name=None, optional=False, tooltip=None, default=None, **kw):
-        self.id, self.display_name, self.optional, self.tooltip, self.default = id, display_name, optional, tooltip, default
+        self.id, self.display_name, self.optional, self.tooltip, self.default = (
+            id,
+            display_name,
+            optional,
+            tooltip,
+            default,
+        )
         self.extra = kw
 
 
@@ -64,12 +70,21 @@ class NodeOutput:
 
 
 def make_io(with_file3d: bool):
-    io = _mod("comfy_api.latest.io", Schema=Schema, ComfyNode=ComfyNode, NodeOutput=NodeOutput,
-              Custom=lambda t: _type(t))
-    for name, t, widget in [("Int", "INT", True), ("Float", "FLOAT", True), ("String", "STRING", True),
-                            ("Boolean", "BOOLEAN", True), ("Combo", "COMBO", True), ("Image", "IMAGE", False),
-                            ("Latent", "LATENT", False), ("Conditioning", "CONDITIONING", False),
-                            ("Sigmas", "SIGMAS", False), ("Clip", "CLIP", False)]:
+    io = _mod(
+        "comfy_api.latest.io", Schema=Schema, ComfyNode=ComfyNode, NodeOutput=NodeOutput, Custom=lambda t: _type(t)
+    )
+    for name, t, widget in [
+        ("Int", "INT", True),
+        ("Float", "FLOAT", True),
+        ("String", "STRING", True),
+        ("Boolean", "BOOLEAN", True),
+        ("Combo", "COMBO", True),
+        ("Image", "IMAGE", False),
+        ("Latent", "LATENT", False),
+        ("Conditioning", "CONDITIONING", False),
+        ("Sigmas", "SIGMAS", False),
+        ("Clip", "CLIP", False),
+    ]:
         setattr(io, name, _type(t, widget))
     if with_file3d:
         io.File3DPLY = _type("FILE_3D_PLY")
@@ -148,7 +163,9 @@ def install(tmp: Path, *, with_file3d: bool = True) -> dict[str, types.ModuleTyp
 
     folder_paths = _mod(
         "folder_paths",
-        get_filename_list=lambda cat: sorted(str(p.relative_to(folder(cat))) for p in folder(cat).rglob("*.safetensors")),
+        get_filename_list=lambda cat: sorted(
+            str(p.relative_to(folder(cat))) for p in folder(cat).rglob("*.safetensors")
+        ),
         get_full_path_or_raise=lambda cat, name: str(folder(cat) / name),
         get_folder_paths=lambda cat: [str(folder(cat))],
         get_save_image_path=get_save_image_path,
@@ -157,8 +174,11 @@ def install(tmp: Path, *, with_file3d: bool = True) -> dict[str, types.ModuleTyp
     )
     mm = _mod(
         "comfy.model_management",
-        get_torch_device=lambda: cpu, unet_offload_device=lambda: cpu, intermediate_device=lambda: cpu,
-        text_encoder_device=lambda: cpu, text_encoder_offload_device=lambda: cpu,
+        get_torch_device=lambda: cpu,
+        unet_offload_device=lambda: cpu,
+        intermediate_device=lambda: cpu,
+        text_encoder_device=lambda: cpu,
+        text_encoder_offload_device=lambda: cpu,
         unet_dtype=lambda device=None, model_params=0, supported_dtypes=None, weight_dtype=None: torch.float32,
         load_models_gpu=lambda models, memory_required=0, **k: MM.loaded.append((models, memory_required)),
         throw_exception_if_processing_interrupted=MM.throw_exception_if_processing_interrupted,
@@ -169,7 +189,12 @@ def install(tmp: Path, *, with_file3d: bool = True) -> dict[str, types.ModuleTyp
     utils = _mod("comfy.utils", ProgressBar=ProgressBar)
     latent_formats = _mod("comfy.latent_formats")  # no Flux2: previews are skipped, as on old ComfyUI
     comfy.model_management, comfy.ops, comfy.model_patcher, comfy.utils, comfy.latent_formats = (
-        mm, ops, patcher, utils, latent_formats)
+        mm,
+        ops,
+        patcher,
+        utils,
+        latent_formats,
+    )
     io = make_io(with_file3d)
     ui = _mod("comfy_api.latest.ui", PreviewImage=PreviewImage)
     latest = _mod("comfy_api.latest", io=io, ui=ui, ComfyExtension=ComfyExtension, Types=SimpleNamespace(File3D=File3D))
@@ -178,9 +203,17 @@ def install(tmp: Path, *, with_file3d: bool = True) -> dict[str, types.ModuleTyp
     comfy_api.__path__ = []
     comfy.__path__ = []
     mods = {
-        "folder_paths": folder_paths, "comfy": comfy, "comfy.model_management": mm, "comfy.ops": ops,
-        "comfy.model_patcher": patcher, "comfy.utils": utils, "comfy.latent_formats": latent_formats,
-        "comfy_api": comfy_api, "comfy_api.latest": latest, "comfy_api.latest.io": io, "comfy_api.latest.ui": ui,
+        "folder_paths": folder_paths,
+        "comfy": comfy,
+        "comfy.model_management": mm,
+        "comfy.ops": ops,
+        "comfy.model_patcher": patcher,
+        "comfy.utils": utils,
+        "comfy.latent_formats": latent_formats,
+        "comfy_api": comfy_api,
+        "comfy_api.latest": latest,
+        "comfy_api.latest.io": io,
+        "comfy_api.latest.ui": ui,
         "latent_preview": _mod("latent_preview", get_previewer=lambda device, fmt: None),
     }
     saved = {k: sys.modules.get(k) for k in mods}
