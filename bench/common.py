@@ -340,15 +340,15 @@ def ref_meta_model(fr, cfg: DiTConfig, variant: str, tiny: bool):
 
 def ref_load(fr, ckpt: Path, cfg: DiTConfig, variant: str, tiny: bool, device: torch.device):
     """The reference runner's DiT loading (runner.from_pretrained steps 1-7): meta build, safetensors
-    load_file straight onto the device, cast every tensor to bf16, load_state_dict(strict=False,
-    assign=True), eval, depth head to fp32. The decoder / text-encoder loads that follow it there are not
-    part of this."""
+    load_file straight onto the device, cast every tensor to bf16, assign-load, eval, depth head to fp32. The
+    reference loads non-strictly; here the keys match exactly, so a strict load does the same work and cannot
+    hide a mismatch. The decoder / text-encoder loads that follow it there are not part of this."""
     from safetensors.torch import load_file
 
     model = ref_meta_model(fr, cfg, variant, tiny)
     sd = load_file(str(ckpt), device=str(device))
     sd = {k: v.to(torch.bfloat16) for k, v in sd.items()}
-    model.load_state_dict(sd, strict=False, assign=True)
+    model.load_state_dict(sd, strict=True, assign=True)
     model.eval()
     model.dit.depth_final_layer.to(torch.float32)
     return model
