@@ -140,6 +140,7 @@ class MofoPipeline:
         self._dit = self._ae = self._text = None
         self._variant: str | None = None
         self._null: Tensor | None = None
+        self._tokenizer: QwenTextEmbedder | None = None  # for prompt checks before any weights load
 
     @classmethod
     def from_pretrained(
@@ -232,7 +233,9 @@ class MofoPipeline:
         h, w = p.height // LATENT_COMPRESSION, p.width // LATENT_COMPRESSION
 
         # 1. text (checked with the tokenizer alone first; the encoder is freed before the DiT loads)
-        QwenTextEmbedder.tokenizer_only(self.files.text_encoder).tokenize([p.prompt], truncate=p.truncate_prompt)
+        if self._tokenizer is None:
+            self._tokenizer = QwenTextEmbedder.tokenizer_only(self.files.text_encoder)
+        self._tokenizer.tokenize([p.prompt], truncate=p.truncate_prompt)
         need_null = p.cfg != 1.0 or p.depth_cfg != 1.0
         ctx, null = self.encode_text(p.prompt, batch=p.batch, need_null=need_null, truncate=p.truncate_prompt)
         dit = self.dit
