@@ -49,7 +49,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .autoencoder_blocks import AutoEncoderConfig, Flux2Decoder, Flux2Encoder
-from .loading import CheckpointError
+from .checkpoint import CheckpointError, check_dtypes, check_keys, read_header, read_tensors
 
 log = logging.getLogger(__name__)
 
@@ -261,36 +261,18 @@ def infer_config(shapes: Shapes, part: str) -> AutoEncoderConfig:
 
 
 def _check_keys(module: nn.Module, shapes: Shapes, where: str) -> None:
-    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
-    missing = sorted(set(expected) - set(shapes) - set(OPTIONAL_KEYS))
-    unexpected = sorted(set(shapes) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(shapes) if expected[k] != tuple(shapes[k]))
-    if missing or unexpected or wrong:
-        parts = [
-            f"{len(ks)} {name} keys: {', '.join(ks[:12])}{' ...' if len(ks) > 12 else ''}"
-            for name, ks in (("missing", missing), ("unexpected", unexpected))
-            if ks
-        ]
-        if wrong:
-            parts.append("wrong shapes: " + ", ".join(f"{k} {tuple(shapes[k])} != {expected[k]}" for k in wrong[:8]))
-        raise AutoEncoderCheckpointError(f"{where} does not match a FLUX.2 autoencoder: " + "; ".join(parts))
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}  # plain torch layers: no lazy weights
+    check_keys(expected, shapes, f"{where} does not match a FLUX.2 autoencoder", optional=OPTIONAL_KEYS,
+               error=AutoEncoderCheckpointError)
 
 
 # -- loading ----------------------------------------------------------------------------------------------
 
 
 def _read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    from safetensors import safe_open
-
-    if path.suffix.lower() not in (".safetensors", ".sft"):
-        raise AutoEncoderCheckpointError(f"{path.name}: only .safetensors files are loaded (no pickle formats)")
-    if not path.is_file():
-        raise AutoEncoderCheckpointError(f"no file at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types for truncated / foreign files
-        raise AutoEncoderCheckpointError(f"{path}: cannot be read as safetensors ({e}); download it again") from e
+    header = read_header(path, error=AutoEncoderCheckpointError)
+    check_dtypes(header, "a FLUX.2 autoencoder", exempt=OPTIONAL_KEYS, error=AutoEncoderCheckpointError)
+    return header.shapes
 
 
 def _single_file(path: Path) -> dict[str, tuple[Path, dict[str, str], Shapes]]:
@@ -400,16 +382,14 @@ def load_autoencoder(
 
 
 def _read_part(path: Path, kmap: Mapping[str, str], module: nn.Module, device, dtype) -> dict[str, Tensor]:
-    from safetensors import safe_open
-
+    raw = read_tensors(path, device, keys=kmap.values())
     out = {}
-    with safe_open(str(path), framework="pt", device=str(device)) as f:
-        for key, src in kmap.items():
-            t = f.get_tensor(src)
-            if key.startswith("bn."):  # statistics stay fp32 (num_batches_tracked stays an integer)
-                out[key] = t if not t.is_floating_point() else t.to(torch.float32)
-            else:
-                out[key] = t.to(dtype)
+    for key, src in kmap.items():
+        t = raw.pop(src)
+        if key.startswith("bn."):  # statistics stay fp32 (num_batches_tracked stays an integer)
+            out[key] = t if not t.is_floating_point() else t.to(torch.float32)
+        else:
+            out[key] = t.to(dtype)
     for key in OPTIONAL_KEYS:
         if key not in out and key in module.state_dict():
             out[key] = torch.zeros((), dtype=torch.long, device=device)

@@ -162,11 +162,12 @@ def fp8_loader(model: nn.Module, *, scaling: str = "row", fast_accum: bool = Tru
     Used by `load_dit(..., fp8=...)`: each weight is quantised as it arrives from the file.
     """
     is_target = _targets(include_modulation)
-    for n, p in list(model.named_parameters()):
-        if is_target(n):
-            out_f, in_f = p.shape
-            _swap(model, n.removesuffix(".weight"),
-                  FP8Linear(in_f, out_f, scaling=scaling, fast_accum=fast_accum, device="meta"))
+    # Walk the Linear modules by their declared sizes, not their parameters: a host's lazy layers (ComfyUI's
+    # comfy.ops under dynamic VRAM) have no weight until the state dict is loaded.
+    for n, m in list(model.named_modules()):
+        if is_target(f"{n}.weight") and hasattr(m, "in_features") and hasattr(m, "out_features"):
+            _swap(model, n, FP8Linear(m.in_features, m.out_features, scaling=scaling, fast_accum=fast_accum,
+                                      device="meta"))
 
     def convert(name: str, t: Tensor) -> dict[str, Tensor]:
         if not is_target(name):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -21,6 +22,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .checkpoint import (
+    CheckpointError,
+    check_dtypes,
+    check_keys,
+    expected_shapes,
+    iter_tensors,
+    read_header,
+    unloaded_tensors,
+)
 from .config import VARIANTS, DiTConfig
 from .model import MofoDiT
 from .ops import torch_ops
@@ -30,28 +40,6 @@ log = logging.getLogger(__name__)
 PREFIX = "dit."
 HEAD = "depth_final_layer."
 _FOREIGN_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "transformer.", "model.")
-
-
-class CheckpointError(ValueError):
-    """The file is not a usable Modality Forcing DiT checkpoint; the message says why and what to do."""
-
-
-def _open_safetensors(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
-    from safetensors import safe_open
-
-    if path.suffix.lower() not in (".safetensors", ".sft"):
-        raise CheckpointError(f"{path.name}: only .safetensors checkpoints are loaded (no pickle formats)")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-            meta = f.metadata() or {}
-    except Exception as e:  # safetensors raises its own error types for truncated / foreign files
-        raise CheckpointError(
-            f"{path}: cannot be read as safetensors ({e}); the file is truncated or not a safetensors file -- "
-            "download it again"
-        ) from e
-    size = path.stat().st_size
-    return shapes, {**meta, "_file_size": str(size)}
 
 
 def _strip_prefix(keys: list[str]) -> str:
@@ -88,6 +76,12 @@ def infer_config(shapes: Mapping[str, tuple[int, ...]], overrides: Mapping | Non
     needed = ("img_in.weight", "txt_in.weight", "depth_in.weight", "single_blocks.0.norm.query_norm.scale")
     if not all(k in keys for k in needed):
         raise CheckpointError(_describe_foreign(keys))
+    ndims = {"img_in.weight": 2, "txt_in.weight": 2, "depth_in.weight": 2, "single_blocks.0.linear2.weight": 2,
+             "single_blocks.0.norm.query_norm.scale": 1}
+    odd = [f"{k} {tuple(shapes.get(k, ()))}" for k, n in ndims.items() if len(shapes.get(k, ())) != n]
+    if odd:
+        raise CheckpointError(f"malformed DiT tensors ({', '.join(odd)}); the file is damaged or not a Modality "
+                              "Forcing checkpoint")
 
     def count(prefix: str) -> int:
         idx = {int(m.group(1)) for k in keys if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))}
@@ -114,9 +108,13 @@ def infer_config(shapes: Mapping[str, tuple[int, ...]], overrides: Mapping | Non
         axes_dim=(head_dim // 4,) * 4,
         cross_stream_timestep_mixing="cross_alpha_img" in keys,
     )
+    check_overrides(overrides or {})
     extra = {k: v for k, v in (overrides or {}).items() if k in ("axes_dim", "theta")}
     if "axes_dim" in extra:
         extra["axes_dim"] = tuple(extra["axes_dim"])
+        if sum(extra["axes_dim"]) != head_dim:
+            raise CheckpointError(f"config \"axes_dim\" {list(extra['axes_dim'])} must add up to the head width "
+                                  f"{head_dim} of these weights")
     return replace(cfg, **extra)
 
 
@@ -134,6 +132,36 @@ def _check_variant(cfg: DiTConfig, config_json: Mapping | None) -> None:
         )
 
 
+def read_config_json(path: Path) -> dict:
+    """The release's config.json as a dict; anything else is a `CheckpointError` naming the file."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e}); fix it or delete it (the weights alone suffice)") from e
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{path}: expected a JSON object such as {{\"variant\": \"flux_rgbd_9b_v2\"}}, "
+                              f"got a {type(doc).__name__}; fix it or delete it")
+    check_overrides(doc, str(path))
+    return doc
+
+
+def check_overrides(doc: Mapping, where: str = "config") -> None:
+    """`variant`, `theta` and `axes_dim` must have usable values (a bad theta gives NaN images, not an error)."""
+    variant = doc.get("variant")
+    if variant is not None and not isinstance(variant, str):
+        raise CheckpointError(f"{where}: \"variant\" must be a string such as \"flux_rgbd_9b_v2\", got {variant!r}")
+    theta = doc.get("theta")
+    if theta is not None and (isinstance(theta, bool) or not isinstance(theta, int | float)
+                              or not math.isfinite(theta) or theta <= 1):
+        raise CheckpointError(f"{where}: \"theta\" must be a finite number > 1 (the release uses 2000), got {theta!r}")
+    axes = doc.get("axes_dim")
+    if axes is not None and (not isinstance(axes, list | tuple) or not axes
+                             or not all(isinstance(a, int) and not isinstance(a, bool) and a > 0 and a % 2 == 0
+                                        for a in axes)):
+        raise CheckpointError(f"{where}: \"axes_dim\" must be a list of positive even integers (the release uses "
+                              f"[32, 32, 32, 32]), got {axes!r}")
+
+
 def _resolve(source) -> tuple[Path | None, Mapping | None]:
     """(safetensors path or None for a state dict, parsed config.json or None)."""
     if isinstance(source, Mapping):
@@ -143,28 +171,18 @@ def _resolve(source) -> tuple[Path | None, Mapping | None]:
     if path.is_dir():
         cfg_path = path / "config.json"
         if cfg_path.is_file():
-            config_json = json.loads(cfg_path.read_text())
+            config_json = read_config_json(cfg_path)
         path = path / "model.safetensors"
     elif path.is_file() and (path.parent / "config.json").is_file() and path.name == "model.safetensors":
-        config_json = json.loads((path.parent / "config.json").read_text())
+        config_json = read_config_json(path.parent / "config.json")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; expected model.safetensors (bartduis/modality_forcing)")
     return path, config_json
 
 
-def _check_keys(model: MofoDiT, shapes: Mapping[str, tuple[int, ...]]) -> None:
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(expected) - set(shapes))
-    unexpected = sorted(set(shapes) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(shapes) if expected[k] != tuple(shapes[k]))
-    if missing or unexpected or wrong:
-        parts = []
-        for name, ks in (("missing", missing), ("unexpected", unexpected)):
-            if ks:
-                parts.append(f"{len(ks)} {name} keys: {', '.join(ks[:12])}{' ...' if len(ks) > 12 else ''}")
-        if wrong:
-            parts.append("wrong shapes: " + ", ".join(f"{k} {tuple(shapes[k])} != {expected[k]}" for k in wrong[:8]))
-        raise CheckpointError(f"checkpoint does not match a {model.config.variant} DiT: " + "; ".join(parts))
+def dit_shapes(cfg: DiTConfig) -> dict[str, tuple[int, ...]]:
+    """The tensors a DiT of this architecture holds (meta skeleton of plain torch layers; see `checkpoint`)."""
+    return expected_shapes(lambda: MofoDiT(cfg, operations=torch_ops))
 
 
 def load_dit(
@@ -192,48 +210,47 @@ def load_dit(
         fp8: "tensor" or "row": store the block matrices as e4m3 with per-tensor / per-channel scales and run
             them on the fp8 matrix units (`mofo_core.fp8`); each is quantised as it is read. dtype stays the
             compute dtype of everything else (bf16).
-        reader: "threaded" (parallel reads into pinned memory, `mofo_core.perf.iter_safetensors`),
+        reader: "threaded" (parallel reads into pinned memory, `mofo_core.checkpoint.iter_threaded`),
             "safetensors" (safe_open) or "auto" (threaded on CUDA).
     """
     path, found_json = _resolve(source)
     config_json = config_json if config_json is not None else found_json
+    what = "a Modality Forcing DiT"
     if path is None:
         state = dict(source)
         shapes = {k: tuple(v.shape) for k, v in state.items()}
+        bad = sorted(k for k, v in state.items() if not v.is_floating_point())
+        if bad:
+            raise CheckpointError(f"{len(bad)} tensors of a dtype {what} cannot hold: {bad[:6]}; expected "
+                                  "floating-point weights")
     else:
-        shapes, _ = _open_safetensors(path)
+        header = read_header(path)
+        shapes = header.shapes
     prefix = _strip_prefix(list(shapes))
     bare = {k[len(prefix) :]: s for k, s in shapes.items()}
     cfg = infer_config(bare, config_json)
     _check_variant(cfg, config_json)
+    # 1. Keys and shapes against the architecture (a skeleton of plain torch layers, never the live model: a
+    #    host's lazy layers have no weight before loading), dtypes against what the model can hold.
+    check_keys(dit_shapes(cfg), bare, f"checkpoint does not match a {cfg.variant} DiT")
+    if path is not None:
+        check_dtypes(header, what)
     head_dtype = head_dtype or dtype
 
+    # 2. The model on the meta device, built from the host's layers; fp8 swaps its block matrices.
     with torch.device("meta"):
         model = MofoDiT(cfg, dtype=dtype, operations=operations)
-    _check_keys(model, bare)
     convert = None
     if fp8:
         from .fp8 import fp8_loader
 
         convert = fp8_loader(model, scaling=fp8)
 
-    def tensors():
-        if path is None:
-            yield from ((k, state[k]) for k in shapes)
-            return
-        if reader == "threaded" or (reader == "auto" and torch.device(device).type == "cuda"):
-            from .perf import iter_safetensors
-
-            yield from iter_safetensors(path, device)
-            return
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt", device=str(device)) as f:
-            for k in f.keys():
-                yield k, f.get_tensor(k)
-
+    # 3. Stream the tensors in, cast (and quantised) on arrival, and assign them.
+    source_tensors = ((k, state[k]) for k in shapes) if path is None else iter_tensors(path, device, reader=reader,
+                                                                                      header=header)
     loaded = {}
-    for key, t in tensors():
+    for key, t in source_tensors:
         name = key[len(prefix) :]
         t = t.to(device=device, dtype=head_dtype if name.startswith(HEAD) else dtype)
         if convert is None:
@@ -242,7 +259,7 @@ def load_dit(
             loaded.update(convert(name, t))
         del t
     model.load_state_dict(loaded, strict=True, assign=True)
-    left = [n for n, p in model.named_parameters() if p.is_meta]
+    left = unloaded_tensors(model)
     if left:  # cannot happen after the key check; kept as the last line of defence
         raise CheckpointError(f"{len(left)} tensors were not loaded: {left[:8]}")
     if compute_dtype is None:
@@ -265,17 +282,17 @@ def build_dit(
 ) -> MofoDiT:
     """A randomly initialised DiT (tests, the offline demo, benchmarks). Key names equal the release's."""
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    state = {}
+    for name, shape in dit_shapes(config).items():
+        if name.endswith(".scale"):  # RMSNorm scales start at 1, as in training
+            t = 1.0 + 0.1 * torch.randn(shape, generator=gen)
+        elif name.startswith("cross_alpha"):
+            t = 0.5 * torch.randn(shape, generator=gen)
+        else:
+            t = torch.randn(shape, generator=gen) / max(shape[-1], 1) ** 0.5
+        state[name] = t.to(device=device, dtype=dtype)
     with torch.device("meta"):
         model = MofoDiT(config, dtype=dtype, operations=operations)
-    state = {}
-    for name, p in model.state_dict().items():
-        if name.endswith(".scale"):  # RMSNorm scales start at 1, as in training
-            t = 1.0 + 0.1 * torch.randn(p.shape, generator=gen)
-        elif name.startswith("cross_alpha"):
-            t = 0.5 * torch.randn(p.shape, generator=gen)
-        else:
-            t = torch.randn(p.shape, generator=gen) / max(p.shape[-1], 1) ** 0.5
-        state[name] = t.to(device=device, dtype=dtype)
     model.load_state_dict(state, strict=True, assign=True)
     model.body_dtype = dtype
     return model.eval().requires_grad_(False)

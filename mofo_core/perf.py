@@ -1,4 +1,6 @@
-"""Speed options for the DiT: the attention kernel, regional compilation, and a fast checkpoint reader.
+"""Speed options for the DiT: the attention kernel, regional compilation and CUDA graphs.
+
+(The fast threaded checkpoint reader lives with the other checkpoint code: `mofo_core.checkpoint.iter_threaded`.)
 
 * `set_attention(dit, "auto" | "sdpa" | "flash" | "cudnn" | "efficient")` swaps `MofoDiT.attn_fn`. "sdpa"
   is PyTorch's own choice (the reference's call); the others pin one SDPA kernel. "auto" is "sdpa" off CUDA
@@ -9,8 +11,6 @@
   inductor's on-disk cache makes later processes start warm. This fuses the LayerNorm + modulation, the
   QK-RMSNorm + RoPE and the gated-SiLU + concat passes around the matrix products.
 * `CudaGraphDiT(dit)` replays whole forwards from CUDA graphs (opt-in; pays only at batch 1).
-* `iter_safetensors(path, device)` reads a `.safetensors` file with several threads into pinned buffers and
-  copies to the GPU asynchronously, yielding tensors in file order (what `load_dit` uses on CUDA).
 
 Numerics: every attention kernel computes the same softmax attention (bf16 differences ~1e-3 relative);
 compiled blocks compute the eager function with fused kernels, keeping the eager code's bf16 roundings.
@@ -18,13 +18,7 @@ compiled blocks compute the eager function with fused kernels, keeping the eager
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import struct
-import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import torch
@@ -189,107 +183,5 @@ class CudaGraphDiT:
         return graph, inputs, outputs
 
 
-# -- fast checkpoint reading ---------------------------------------------------------------------------
-
-_ST_DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
-              "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2, "I64": torch.int64,
-              "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
-
-
-def safetensors_header(path: str | os.PathLike) -> tuple[int, dict]:
-    """(offset of the data section, header dict without `__metadata__`)."""
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-    header.pop("__metadata__", None)
-    return 8 + n, header
-
-
-def iter_safetensors(
-    path: str | os.PathLike,
-    device: torch.device | str = "cuda",
-    *,
-    threads: int = 8,
-    chunk_bytes: int = 64 << 20,
-    window_bytes: int = 2 << 30,
-) -> Iterator[tuple[str, Tensor]]:
-    """Yield (name, tensor on `device`) in file order, reading with `threads` parallel `pread`s.
-
-    Tensors are read a window (~2 GiB) at a time, so at most one window is in flight beyond what the caller
-    keeps (a caller that converts each tensor on arrival, e.g. fp8 quantisation, peaks at its own size plus
-    one window). On CUDA the chunks go through pinned buffers and per-thread streams.
-    """
-    device = torch.device(device)
-    base, header = safetensors_header(path)
-    items = sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0])
-    cuda = device.type == "cuda"
-    fd = os.open(str(path), os.O_RDONLY)
-    local = threading.local()
-    inference = torch.is_inference_mode_enabled()  # worker threads must match the caller's tensors
-
-    def buffers() -> tuple[Tensor, torch.cuda.Stream | None]:
-        if not hasattr(local, "buf"):
-            local.buf = torch.empty(chunk_bytes, dtype=torch.uint8, pin_memory=cuda)
-            local.stream = torch.cuda.Stream(device) if cuda else None
-        return local.buf, local.stream
-
-    def read(dst: Tensor, file_off: int, n: int, ready) -> None:
-        """Read n bytes at file_off into the flat uint8 view dst (n <= chunk_bytes)."""
-        buf, stream = buffers()
-        view = memoryview(buf.numpy())[:n]
-        got = 0
-        while got < n:
-            r = os.preadv(fd, [view[got:]], file_off + got)
-            if r <= 0:
-                raise OSError(f"{path}: unexpected end of file at byte {file_off + got}")
-            got += r
-        with torch.inference_mode(inference):
-            if cuda:
-                stream.wait_event(ready)  # dst may reuse memory the caller's stream is still reading
-                with torch.cuda.stream(stream):
-                    dst.copy_(buf[:n], non_blocking=True)
-                stream.synchronize()  # the pinned buffer is reused by this thread's next chunk
-            else:
-                dst.copy_(buf[:n])
-
-    try:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            i = 0
-            while i < len(items):
-                window, size = [], 0
-                while i < len(items) and (not window or size < window_bytes):
-                    window.append(items[i])
-                    start, end = items[i][1]["data_offsets"]
-                    size += end - start
-                    i += 1
-                jobs, out = [], []
-                tensors = [torch.empty(info["shape"], dtype=_ST_DTYPES[info["dtype"]], device=device)
-                           for _, info in window]
-                ready = None
-                if cuda:
-                    ready = torch.cuda.Event()
-                    ready.record()
-                for (name, info), t in zip(window, tensors):
-                    start, end = info["data_offsets"]
-                    flat = t.view(-1).view(torch.uint8) if t.numel() else t
-                    for off in range(0, end - start, chunk_bytes):
-                        n = min(chunk_bytes, end - start - off)
-                        jobs.append(pool.submit(read, flat[off : off + n], base + start + off, n, ready))
-                    out.append((name, t))
-                for j in jobs:
-                    j.result()
-                del tensors, jobs
-                for k in range(len(out)):  # drop our reference as each tensor is handed over
-                    item, out[k] = out[k], None
-                    yield item
-    finally:
-        os.close(fd)
-
-
-def read_safetensors(path: str | os.PathLike, device: torch.device | str = "cuda", **kw) -> dict[str, Tensor]:
-    """All tensors of a file on `device` (threaded reader)."""
-    return dict(iter_safetensors(path, device, **kw))
-
-
-__all__ = ["ATTENTION_BACKENDS", "AUTO_ATTENTION", "CudaGraphDiT", "attention_fn", "compile_blocks", "iter_safetensors",
-           "read_safetensors", "resolve_attention", "safetensors_header", "set_attention"]
+__all__ = ["ATTENTION_BACKENDS", "AUTO_ATTENTION", "CudaGraphDiT", "attention_fn", "compile_blocks",
+           "resolve_attention", "set_attention"]

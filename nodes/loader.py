@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import comfy.model_management as mm
 import comfy.ops
 import folder_paths
@@ -86,8 +88,9 @@ class MofoDownloadModel(io.ComfyNode):
             node_id="MofoDownloadModel",
             display_name="Mofo Download + Load Model",
             category=CATEGORY,
-            description="Downloads model.safetensors (24 GB) of the Modality Forcing release into "
-            f"models/diffusion_models/{DOWNLOAD_SUBFOLDER}/ (resumable; skipped when present), then loads it. "
+            description="Loads models/diffusion_models/modality_forcing/model.safetensors (found in any "
+            "diffusion_models folder ComfyUI knows, e.g. models/unet/modality_forcing/ too); when it is nowhere, "
+            "first downloads it (24 GB, resumable) with config.json into models/diffusion_models/modality_forcing/. "
             "Weights: CC BY-NC 4.0 (non-commercial).",
             inputs=[
                 io.String.Input("repo_id", default=RELEASE_REPO),
@@ -99,10 +102,33 @@ class MofoDownloadModel(io.ComfyNode):
 
     @classmethod
     def execute(cls, repo_id: str, weight_dtype: str, attention: str = "auto", compile: bool = False):
-        dest = f"{folder_paths.get_folder_paths('diffusion_models')[0]}/{DOWNLOAD_SUBFOLDER}"
-        files = download_files(repo_id, ["config.json", "model.safetensors"], dest, tqdm_class=_comfy_tqdm())
-        return io.NodeOutput(load_handle(str(files["model.safetensors"]), weight_dtype,
-                                         f"{DOWNLOAD_SUBFOLDER}/model.safetensors", attention, compile))
+        found = find_release_model()
+        if found is None:
+            files = download_files(repo_id, ["config.json", "model.safetensors"], release_folder(),
+                                   tqdm_class=_comfy_tqdm())
+            found = files["model.safetensors"]
+        return io.NodeOutput(load_handle(str(found), weight_dtype, f"{DOWNLOAD_SUBFOLDER}/model.safetensors", attention,
+                                         compile))
+
+
+def release_folder() -> Path:
+    """`models/diffusion_models/modality_forcing/` (where the README says), under ComfyUI's current models folder.
+
+    `get_folder_paths("diffusion_models")` lists the legacy `models/unet` first (ComfyUI folder_paths.py), so
+    the folder is picked by name, not by position.
+    """
+    roots = [Path(p) for p in folder_paths.get_folder_paths("diffusion_models")]
+    named = [r for r in roots if r.name == "diffusion_models"]
+    return (named or roots)[0] / DOWNLOAD_SUBFOLDER
+
+
+def find_release_model() -> Path | None:
+    """An existing `modality_forcing/model.safetensors` in any registered diffusion_models folder."""
+    for root in folder_paths.get_folder_paths("diffusion_models"):
+        path = Path(root) / DOWNLOAD_SUBFOLDER / "model.safetensors"
+        if path.is_file():
+            return path
+    return None
 
 
 def _comfy_tqdm():

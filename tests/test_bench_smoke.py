@@ -12,6 +12,7 @@ from conftest import ROOT, rel_l2
 
 import mofo_core as mc
 from mofo_core import fp8, perf
+from mofo_core.checkpoint import iter_threaded
 
 
 def test_bench_tiny_runs_on_cpu(tmp_path):
@@ -38,7 +39,7 @@ def test_threaded_reader_is_bit_exact(tmp_path):
     sd = {"a": torch.randn(7, 5, generator=g).to(torch.bfloat16), "b": torch.randn(3, generator=g),
           "c": torch.randn(()), "d": torch.randn(40, 33, generator=g).to(torch.float16), "e": torch.zeros(0)}
     save_file(sd, str(tmp_path / "x.safetensors"))
-    got = perf.read_safetensors(tmp_path / "x.safetensors", "cpu", chunk_bytes=64, window_bytes=100, threads=3)
+    got = dict(iter_threaded(tmp_path / "x.safetensors", "cpu", chunk_bytes=64, window_bytes=100, threads=3))
     assert set(got) == set(sd)
     for k, v in sd.items():
         assert got[k].dtype == v.dtype and torch.equal(got[k], v)

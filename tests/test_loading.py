@@ -91,7 +91,10 @@ def test_truncated_file_is_a_clear_error(tmp_path):
     save_file(_sd(), tmp_path / "model.safetensors")
     data = (tmp_path / "model.safetensors").read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="truncated or not a safetensors file"):
+    with pytest.raises(CheckpointError, match="cut.safetensors: the file is truncated: it has .* bytes"):
+        mc.load_dit(tmp_path / "cut.safetensors")
+    (tmp_path / "cut.safetensors").write_bytes(data[:20])  # cut inside the header
+    with pytest.raises(CheckpointError, match="header length .* does not fit the file.*download it again"):
         mc.load_dit(tmp_path / "cut.safetensors")
 
 

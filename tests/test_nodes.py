@@ -337,14 +337,17 @@ def test_download_node_offline_explains_the_manual_steps(env, monkeypatch):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(FileNotFoundError, match=r"offline mode is on .*by hand into .*modality_forcing"):
+    readme_folder = tmp / "models" / "diffusion_models" / "modality_forcing"  # where the README says
+    with pytest.raises(FileNotFoundError, match=rf"offline mode is on .*by hand into {readme_folder}"):
         run(nodes, "MofoDownloadModel", repo_id="bartduis/modality_forcing", weight_dtype="default")
-    # already downloaded (e.g. by hand): nothing is fetched, the model loads
-    src = tmp / "models" / "diffusion_models" / "mofo_tiny"
-    dst = tmp / "models" / "diffusion_models" / "modality_forcing"
-    shutil.copytree(src, dst, dirs_exist_ok=True)
-    (model,) = run(nodes, "MofoDownloadModel", repo_id="bartduis/modality_forcing", weight_dtype="default")
-    assert model.name == "modality_forcing/model.safetensors" and model.dit.config.variant == "flux_rgbd_9b_v2"
+    # placed by hand where the README says, without config.json: nothing is fetched, the model loads
+    src = tmp / "models" / "diffusion_models" / "mofo_tiny" / "model.safetensors"
+    for folder in (readme_folder, tmp / "models" / "unet" / "modality_forcing"):  # any registered folder
+        folder.mkdir(parents=True)
+        shutil.copy(src, folder / "model.safetensors")
+        (model,) = run(nodes, "MofoDownloadModel", repo_id="bartduis/modality_forcing", weight_dtype="default")
+        assert model.name == "modality_forcing/model.safetensors" and model.dit.config.variant == "flux_rgbd_9b_v2"
+        shutil.rmtree(folder)
 
 
 def test_fast_fp8_weights_and_sequential_cfg(env):
@@ -382,3 +385,47 @@ def test_fast_fp8_weights_and_sequential_cfg(env):
     b = run(nodes, "MofoSampler", batch_cfg=False, **kw)
     for x, y in ((a[0]["samples"], b[0]["samples"]), (a[1]["samples"], b[1]["samples"])):
         assert torch.isfinite(x).all() and (x - y).norm() / y.norm() < 1e-2  # same math, bf16 compute
+
+
+@pytest.mark.parametrize("weight_dtype", ["default", "bf16", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp32"])
+def test_every_weight_mode_loads_and_samples_with_lazy_and_eager_layers(env, weight_dtype):
+    """Dynamic VRAM builds comfy.ops Linear layers without weights; loading must not depend on that."""
+    tmp, nodes = env
+    _, pos, neg = _pipeline(nodes, tmp)
+    rs, ds = run(nodes, "MofoScheduler", steps=2, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
+                 depth_denoise=1.0)
+    out = {}
+    for lazy in (False, True):
+        stubs.set_lazy_layers(lazy)
+        try:
+            (model,) = run(nodes, "MofoModelLoader", model_name="mofo_tiny/model.safetensors",
+                           weight_dtype=weight_dtype)
+        finally:
+            stubs.set_lazy_layers(False)
+        built_lazy = [n for n, m in model.dit.named_modules() if hasattr(m, "comfy_need_lazy_init_bias")]
+        assert bool(built_lazy) == lazy  # the stand-in really built weightless layers
+        linears = [m for m in model.dit.modules() if hasattr(m, "in_features")]
+        assert linears and all(m.weight is not None and not m.weight.is_meta for m in linears)
+        out[lazy] = run(nodes, "MofoSampler", model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds,
+                        cfg=3.0, depth_cfg=-1.0, seed=3, width=32, height=32, batch_size=1, noise="cpu")
+    for eager, lazy in zip(out[False], out[True]):
+        assert torch.isfinite(lazy["samples"]).all() and torch.equal(eager["samples"], lazy["samples"])
+
+
+def test_lazy_layers_keep_the_strict_key_check(env):
+    tmp, nodes = env
+    from safetensors.torch import load_file, save_file
+
+    src = tmp / "models" / "diffusion_models" / "mofo_tiny" / "model.safetensors"
+    sd = load_file(src)
+    bad = tmp / "models" / "diffusion_models" / "damaged.safetensors"
+    drop = next(k for k in sd if k.endswith("linear1.weight"))
+    save_file({**{k: v for k, v in sd.items() if k != drop}, "dit.extra.weight": torch.zeros(2)}, bad)
+    stubs.set_lazy_layers(True)
+    try:
+        for mode in ("default", "fp8_e4m3fn_fast"):
+            with pytest.raises(ValueError, match=rf"1 missing keys: {drop[4:]}; 1 unexpected keys: extra\.weight"):
+                run(nodes, "MofoModelLoader", model_name="damaged.safetensors", weight_dtype=mode)
+    finally:
+        stubs.set_lazy_layers(False)
+        bad.unlink()

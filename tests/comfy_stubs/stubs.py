@@ -110,6 +110,53 @@ class File3D:
 
 
 # -- comfy.* --------------------------------------------------------------------------------------------
+class CastLinear(torch.nn.Linear):
+    """`comfy.ops.manual_cast.Linear`: the weight is cast to the input's dtype and device at each call.
+
+    With `lazy = True` it also models dynamic VRAM (comfy-aimdo; every OS from ComfyUI ~0.33, Windows only in
+    0.29): the layer is built WITHOUT weights (`weight = None`, `bias = None`) and `_load_from_state_dict`
+    assigns whatever the state dict holds, reporting an absent weight as missing and any other key as
+    unexpected (comfy/ops.py `disable_weight_init.Linear` and `_lazy_load_from_state_dict`).
+    """
+
+    lazy = False
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+        if not CastLinear.lazy:
+            super().__init__(in_features, out_features, bias, device, dtype)
+            return
+        torch.nn.Module.__init__(self)
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = None
+        self.bias = None
+        self.comfy_need_lazy_init_bias = bias
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        if not hasattr(self, "comfy_need_lazy_init_bias"):  # built eagerly
+            return super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                                 unexpected_keys, error_msgs)
+        assign = local_metadata.get("assign_to_params_buffers", False)
+        for k, v in state_dict.items():
+            key = k[len(prefix):]
+            if key in ("weight", "bias") and v is not None:
+                setattr(self, key, torch.nn.Parameter(v if assign else v.clone(), requires_grad=False))
+            else:
+                unexpected_keys.append(k)
+        if self.weight is None:
+            missing_keys.append(prefix + "weight")
+
+    def forward(self, x):
+        w = self.weight.to(device=x.device, dtype=x.dtype)
+        b = self.bias.to(device=x.device, dtype=x.dtype) if self.bias is not None else None
+        return torch.nn.functional.linear(x, w, b)
+
+
+def set_lazy_layers(on: bool) -> None:
+    """Build comfy.ops Linear layers without weights from now on (dynamic VRAM), or with them (legacy)."""
+    CastLinear.lazy = on
+
+
 class ModelPatcher:
     def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
         self.model, self.load_device, self.offload_device = model, load_device, offload_device
@@ -158,16 +205,26 @@ def install(tmp: Path, *, with_file3d: bool = True) -> dict[str, types.ModuleTyp
         counter = len(list(folder.glob(f"{name}_*"))) + 1
         return str(folder), name, counter, sub, prefix
 
-    def folder(cat):
-        return models / cat
+    def folders(cat):  # as ComfyUI registers them: the legacy models/unet comes first (folder_paths.py)
+        return [models / "unet", models / cat] if cat == "diffusion_models" else [models / cat]
+
+    def full_path(cat, name):
+        hits = [f / name for f in folders(cat) if (f / name).is_file()]
+        return str(hits[0]) if hits else None
+
+    def full_path_or_raise(cat, name):
+        if full_path(cat, name) is None:
+            raise FileNotFoundError(f"Model in folder '{cat}' with filename '{name}' not found.")
+        return full_path(cat, name)
 
     folder_paths = _mod(
         "folder_paths",
         get_filename_list=lambda cat: sorted(
-            str(p.relative_to(folder(cat))) for p in folder(cat).rglob("*.safetensors")
+            {str(p.relative_to(f)) for f in folders(cat) for p in f.rglob("*.safetensors")}
         ),
-        get_full_path_or_raise=lambda cat, name: str(folder(cat) / name),
-        get_folder_paths=lambda cat: [str(folder(cat))],
+        get_full_path=full_path,
+        get_full_path_or_raise=full_path_or_raise,
+        get_folder_paths=lambda cat: [str(f) for f in folders(cat)],
         get_save_image_path=get_save_image_path,
         get_output_directory=lambda: str(out_dir),
         get_temp_directory=lambda: str(tmp / "temp"),
@@ -184,7 +241,7 @@ def install(tmp: Path, *, with_file3d: bool = True) -> dict[str, types.ModuleTyp
         throw_exception_if_processing_interrupted=MM.throw_exception_if_processing_interrupted,
     )
     comfy = _mod("comfy")
-    ops = _mod("comfy.ops", manual_cast=SimpleNamespace(Linear=torch.nn.Linear, LayerNorm=torch.nn.LayerNorm))
+    ops = _mod("comfy.ops", manual_cast=SimpleNamespace(Linear=CastLinear, LayerNorm=torch.nn.LayerNorm))
     patcher = _mod("comfy.model_patcher", ModelPatcher=ModelPatcher, CoreModelPatcher=ModelPatcher)
     utils = _mod("comfy.utils", ProgressBar=ProgressBar)
     latent_formats = _mod("comfy.latent_formats")  # no Flux2: previews are skipped, as on old ComfyUI

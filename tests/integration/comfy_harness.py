@@ -85,6 +85,80 @@ def make_base(base: Path) -> Path:
     return base
 
 
+# -- newer ComfyUI behaviour on an older checkout ------------------------------------------------------------
+LAZY_LAYERS_MARK = "mofo-test: lazy comfy.ops layer loaded"
+_FORCE_LAZY_LAYERS = f'''"""Test-only custom node: ComfyUI's dynamic-VRAM layer building, forced on a CPU server.
+
+Since ~0.33 ComfyUI builds comfy.ops Linear layers without weights whenever dynamic VRAM (comfy-aimdo) is on,
+on every OS; 0.29 does so on Windows only (comfy/ops.py disable_weight_init.Linear: WINDOWS and aimdo_enabled).
+comfy.ops is shown both switches on (model_management.WINDOWS, memory_management.aimdo_enabled) while it builds
+and loads layers for this pack's model code (a frame under mofo_core/ on the stack), so a 0.29 checkout builds the
+pack's DiT as the newer releases do. The rest of ComfyUI keeps 0.29's switches: on a CPU server comfy-aimdo is not
+initialised, so core's own loaders and models cannot take the dynamic-VRAM path there.
+The lazy loader is wrapped only to log that it ran, so a test can tell the lazy path was really taken.
+"""
+import logging
+import os
+import sys
+import types
+
+import comfy
+import comfy.memory_management
+import comfy.model_management
+import comfy.ops
+
+_PACK_CODE = os.sep + "mofo_core" + os.sep
+
+
+def _for_pack() -> bool:
+    f = sys._getframe(2)
+    while f is not None:
+        if _PACK_CODE in f.f_code.co_filename:
+            return True
+        f = f.f_back
+    return False
+
+
+class _Override(types.ModuleType):
+    """A live view of a module; some attributes read `value` while the pack's code is on the stack."""
+
+    def __init__(self, real, **over):
+        super().__init__(real.__name__)
+        self.__dict__["_real"], self.__dict__["_over"] = real, over
+
+    def __getattr__(self, name):
+        over = self.__dict__["_over"]
+        if name in over:
+            return over[name] if _for_pack() else getattr(self.__dict__["_real"], name)
+        return getattr(self.__dict__["_real"], name)
+
+
+comfy.ops.comfy = _Override(
+    comfy,
+    memory_management=_Override(comfy.memory_management, aimdo_enabled=True),
+    model_management=_Override(comfy.model_management, WINDOWS=True),
+)
+_lazy = comfy.ops.disable_weight_init._lazy_load_from_state_dict
+_seen = []
+
+
+def _logged(module, state_dict, prefix, *args, **kwargs):
+    if not _seen:
+        _seen.append(prefix)
+        logging.info("{LAZY_LAYERS_MARK} (%s)", prefix)
+    return _lazy(module, state_dict, prefix, *args, **kwargs)
+
+
+comfy.ops.disable_weight_init._lazy_load_from_state_dict = staticmethod(_logged)
+NODE_CLASS_MAPPINGS = {{}}
+'''
+
+
+def force_lazy_layers(base: Path) -> None:
+    """Make the server in `base` build comfy.ops layers without weights, as ComfyUI >= ~0.33 does on NVIDIA."""
+    (base / "custom_nodes" / "mofo_test_force_lazy_layers.py").write_text(_FORCE_LAZY_LAYERS)
+
+
 # -- server --------------------------------------------------------------------------------------------
 class ComfyServer:
     def __init__(self, base: Path, *, port: int | None = None, extra_args: list[str] | None = None):
