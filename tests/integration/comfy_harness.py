@@ -61,8 +61,8 @@ def write_comfy_vae(path: Path, seed: int = 0) -> None:
     save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
 
 
-def make_base(base: Path) -> Path:
-    """ComfyUI --base-directory with the pack installed (symlink) and tiny models + inputs."""
+def make_base(base: Path, *, models_too: bool = True) -> Path:
+    """ComfyUI --base-directory with the pack installed (symlink), inputs and (unless models_too=False) tiny models."""
     from PIL import Image
 
     from mofo_core.tiny_assets import build_tiny_dit_files, build_tiny_qwen3
@@ -72,10 +72,11 @@ def make_base(base: Path) -> Path:
     if not link.exists():
         link.symlink_to(ROOT, target_is_directory=True)
     models = base / "models"
-    build_tiny_dit_files(models / "diffusion_models" / "modality_forcing", seed=0)
-    build_tiny_qwen3(models / "text_encoders" / "qwen3_tiny", seed=0)
-    (models / "vae").mkdir(parents=True, exist_ok=True)
-    write_comfy_vae(models / "vae" / "flux2-vae.safetensors")
+    if models_too:
+        build_tiny_dit_files(models / "diffusion_models" / "modality_forcing", seed=0)
+        build_tiny_qwen3(models / "text_encoders" / "qwen3_tiny", seed=0)
+        (models / "vae").mkdir(parents=True, exist_ok=True)
+        write_comfy_vae(models / "vae" / "flux2-vae.safetensors")
     inp = base / "input"
     inp.mkdir(exist_ok=True)
     rng = __import__("numpy").random.default_rng(0)
@@ -161,16 +162,16 @@ def force_lazy_layers(base: Path) -> None:
 
 # -- server --------------------------------------------------------------------------------------------
 class ComfyServer:
-    def __init__(self, base: Path, *, port: int | None = None, extra_args: list[str] | None = None):
-        self.base, self.port = base, port or free_port()
+    def __init__(self, base: Path, *, port: int | None = None, extra_args: list[str] | None = None, cpu: bool = True):
+        self.base, self.port, self.cpu = base, port or free_port(), cpu
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = base / "comfyui.log"
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> ComfyServer:
-        cmd = [comfy_python(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--disable-auto-launch", "--base-directory", str(self.base), *self.extra_args]
+        cmd = [comfy_python(), "main.py", *(["--cpu"] if self.cpu else []), "--listen", "127.0.0.1", "--port",
+               str(self.port), "--disable-auto-launch", "--base-directory", str(self.base), *self.extra_args]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         self.started = time.time()
         self.proc = subprocess.Popen(cmd, cwd=comfy_dir(), stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,

@@ -1,0 +1,348 @@
+"""The shipped text -> RGB + depth + point-cloud workflow in a real ComfyUI server on a GPU, queued over HTTP.
+
+    python bench/comfy_server_gpu.py --comfy PATH/TO/ComfyUI --base DIR --out OUT \
+        [--modes bf16,fp8_e4m3fn,fp8_e4m3fn_fast] [--usable-gib 16,12] [--layers lazy|v0.29] [--tiny]
+
+1. Writes full-size random model files in the release layouts into `DIR/models` (once): the DiT as
+   `diffusion_models/modality_forcing/model.safetensors` (+ config.json), a native Qwen3-8B text encoder
+   `text_encoders/qwen_3_8b.safetensors` (HF key layout, as Comfy-Org's klein file) and `vae/flux2-vae.safetensors`.
+2. Starts ComfyUI's own `main.py` (no --cpu: dynamic VRAM / comfy-aimdo on where it works; the frontend is
+   replaced by an empty folder, nothing here needs a browser). `--layers lazy` adds a custom node that shows
+   comfy.ops the newer releases' condition for building layers without weights (from ~0.33 on every OS:
+   `aimdo_enabled` alone; 0.29 also asks for Windows), so the run sees what users of current ComfyUI get.
+3. Queues `workflows/mofo_text_to_rgbd_pointcloud.json` (converted with the server's /object_info) once per
+   weight mode, listening on the websocket: seconds per sampler step (median of the step intervals), the whole run
+   (queue -> success) and the peak GPU memory in use (nvidia-smi, whole device) are recorded; the PNG, 16-bit depth
+   and PLY it writes are checked.
+4. Restarts the server with `--reserve-vram` so that only `--usable-gib` GiB are left, and runs the bf16 workflow
+   again: the DiT (22.3 GiB in bf16) no longer fits and is streamed.
+
+Writes `OUT/comfy_server_gpu.json` and prints a table. `--tiny` is a CPU dry run (tiny weights, the pack's
+transformers text-encoder loader) that checks the script itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "bench"))
+import comfy_harness as ch  # noqa: E402
+
+WORKFLOW = ROOT / "workflows" / "mofo_text_to_rgbd_pointcloud.json"
+PROMPT = "a cosy reading nook with a green armchair, warm evening light"
+
+
+# -- model files ---------------------------------------------------------------------------------------------
+def write_models(models: Path, tiny: bool) -> None:
+    import torch
+    from common import random_dit, write_safetensors_streamed
+
+    import mofo_core as mc
+
+    dev = torch.device("cuda" if torch.cuda.is_available() and not tiny else "cpu")
+    dit_dir = models / "diffusion_models" / "modality_forcing"
+    if not (dit_dir / "model.safetensors").is_file():
+        dit_dir.mkdir(parents=True, exist_ok=True)
+        dit = random_dit(mc.tiny("flux_rgbd_9b_v2") if tiny else mc.VARIANTS["flux_rgbd_9b_v2"], dev, seed=0)
+        write_safetensors_streamed(dit_dir / "model.safetensors", {f"dit.{k}": v for k, v in dit.state_dict().items()})
+        (dit_dir / "config.json").write_text(json.dumps({"variant": "flux_rgbd_9b_v2"}))
+        del dit
+    if tiny:
+        from mofo_core.tiny_assets import build_tiny_qwen3
+
+        build_tiny_qwen3(models / "text_encoders" / "qwen3_tiny", seed=0)
+    elif not (models / "text_encoders" / "qwen_3_8b.safetensors").is_file():
+        (models / "text_encoders").mkdir(parents=True, exist_ok=True)
+        write_safetensors_streamed(models / "text_encoders" / "qwen_3_8b.safetensors", random_qwen3_8b(dev))
+    if not (models / "vae" / "flux2-vae.safetensors").is_file():
+        (models / "vae").mkdir(parents=True, exist_ok=True)
+        if tiny:
+            ch.write_comfy_vae(models / "vae" / "flux2-vae.safetensors")
+        else:
+            write_release_vae(models / "vae" / "flux2-vae.safetensors")
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def random_qwen3_8b(dev) -> dict:
+    """Qwen3-8B in the Hugging Face key layout (what Comfy-Org's qwen_3_8b.safetensors holds), bf16, random."""
+    import math
+
+    import torch
+    from common import QWEN3_8B
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in Qwen3ForCausalLM(Qwen3Config(**QWEN3_8B)).state_dict().items()}
+    g = torch.Generator(device=dev).manual_seed(1)
+    out = {}
+    for k, shape in shapes.items():
+        t = torch.empty(shape, dtype=torch.bfloat16, device=dev)
+        if "norm" in k:
+            t.fill_(1.0)
+        elif "embed_tokens" in k:
+            t.normal_(0.0, 1.0, generator=g)
+        else:
+            t.normal_(0.0, 1.0 / math.sqrt(shape[-1]), generator=g)
+        out[k] = t
+    return out
+
+
+def write_release_vae(path: Path) -> None:
+    """A random FLUX.2 VAE single file of the release's width (ComfyUI's VAELoader layout), bf16 convolutions."""
+    import torch
+    from safetensors.torch import save_file
+
+    from mofo_core.autoencoder import AutoEncoderConfig, build_autoencoder
+
+    ae = build_autoencoder(AutoEncoderConfig(), seed=0)
+    sd = {}
+    for prefix, part in (("encoder.", ae.encoder), ("decoder.", ae.decoder)):
+        for k, v in part.state_dict().items():
+            if not k.startswith("bn."):
+                sd[prefix + k] = v.to(torch.bfloat16) if v.is_floating_point() else v
+    for k, v in ae.encoder.state_dict().items():
+        if k.startswith("bn."):
+            sd[k] = v
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+
+
+# -- layers as newer ComfyUI builds them ----------------------------------------------------------------------
+_NEWER_LAYERS = '''"""Bench-only custom node: comfy.ops builds layers as ComfyUI >= ~0.33 (lazy under dynamic VRAM).
+
+0.29's condition is `WINDOWS and aimdo_enabled` (comfy/ops.py disable_weight_init.Linear); newer releases drop the
+WINDOWS part. comfy.ops alone is shown WINDOWS = True, so with comfy-aimdo really on it takes the newer path.
+"""
+import logging
+import types
+
+import comfy
+import comfy.model_management
+import comfy.ops
+
+
+class _View(types.ModuleType):
+    def __init__(self, real, **over):
+        super().__init__(real.__name__)
+        self.__dict__["_real"] = real
+        self.__dict__.update(over)
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["_real"], name)
+
+
+comfy.ops.comfy = _View(comfy, model_management=_View(comfy.model_management, WINDOWS=True))
+_lazy = comfy.ops.disable_weight_init._lazy_load_from_state_dict
+_n = [0]
+
+
+def _counted(module, *args, **kwargs):
+    _n[0] += 1
+    if _n[0] in (1, 100):
+        logging.info("bench: lazy comfy.ops layers loaded: %d", _n[0])
+    return _lazy(module, *args, **kwargs)
+
+
+comfy.ops.disable_weight_init._lazy_load_from_state_dict = staticmethod(_counted)
+NODE_CLASS_MAPPINGS = {}
+'''
+
+
+# -- measuring ------------------------------------------------------------------------------------------------
+class GpuMemory:
+    """Peak device memory in use (MiB) from `nvidia-smi -lms`, between mark() and peak()."""
+
+    def __init__(self):
+        self.samples: list[tuple[float, int]] = []
+        try:
+            self.proc = subprocess.Popen(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits",
+                                          "-lms", "100"], stdout=subprocess.PIPE, text=True)
+        except FileNotFoundError:
+            self.proc = None
+            return
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if line.strip().isdigit():
+                self.samples.append((time.time(), int(line.strip().split()[0])))
+
+    def peak(self, since: float) -> int | None:
+        vals = [m for t, m in self.samples if t >= since]
+        return max(vals) if vals else None
+
+    def close(self):
+        if self.proc:
+            self.proc.terminate()
+
+
+async def queue_and_watch(server: ch.ComfyServer, prompt: dict, sampler_id: str, timeout: float = 900) -> dict:
+    """Queue `prompt`, follow the websocket until it finishes; sampler step times and the whole run's time."""
+    import aiohttp
+
+    client = uuid.uuid4().hex
+    steps: list[float] = []
+    async with aiohttp.ClientSession() as s, s.ws_connect(f"{server.url}/ws?clientId={client}") as ws:
+        t0 = time.time()
+        pid = server.post("/prompt", {"prompt": prompt, "client_id": client})["prompt_id"]
+        deadline = t0 + timeout
+        while time.time() < deadline:
+            msg = await ws.receive(timeout=timeout)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            m = json.loads(msg.data)
+            d = m.get("data", {})
+            if d.get("prompt_id") not in (None, pid):
+                continue
+            if m["type"] == "progress" and str(d.get("node")) == sampler_id:
+                steps.append(time.time())
+            elif m["type"] == "execution_error":
+                raise RuntimeError(f"run failed: {d.get('exception_type')}: {d.get('exception_message')}")
+            elif m["type"] == "execution_success":
+                break
+        total = time.time() - t0
+    gaps = [b - a for a, b in zip(steps, steps[1:])]
+    return {"prompt_id": pid, "total_s": round(total, 2), "steps_seen": len(steps),
+            "s_per_step": round(statistics.median(gaps), 4) if gaps else None,
+            "sampler_s": round(steps[-1] - steps[0] + (statistics.median(gaps) if gaps else 0), 2) if steps else None}
+
+
+def build_prompt(server, mode: str, steps: int, tiny: bool, seed: int) -> tuple[dict, str]:
+    prompt = ch.ui_to_api(json.loads(WORKFLOW.read_text()), server.object_info)
+    sampler = next(k for k, n in prompt.items() if n["class_type"] == "MofoSampler")
+    for nid, node in list(prompt.items()):
+        c, inp = node["class_type"], node["inputs"]
+        if c == "MofoModelLoader":
+            inp["weight_dtype"] = mode
+        elif c == "MofoScheduler":
+            inp["steps"] = steps
+        elif c == "MofoSampler":
+            inp["seed"] = seed
+            if tiny:
+                inp.update(width=64, height=48)
+        elif c == "MofoTextEncode" and inp.get("text"):
+            inp["text"] = PROMPT
+        elif c == "MofoDepthToPointCloud" and tiny:
+            inp["edge_rtol"] = 0.0
+        elif "filename_prefix" in inp:
+            inp["filename_prefix"] = f"bench_{mode}/{inp['filename_prefix'].split('/')[-1]}"
+        if tiny and c == "CLIPLoader":
+            prompt[nid] = {"class_type": "MofoTextEncoderLoader", "inputs": {"folder": "qwen3_tiny", "dtype": "fp32"}}
+    if tiny:
+        for node in prompt.values():
+            if node["class_type"] == "MofoTextEncode" and "clip" in node["inputs"]:
+                node["inputs"]["text_encoder"] = node["inputs"].pop("clip")
+    return prompt, sampler
+
+
+def check_outputs(server, entry: dict) -> dict:
+    import numpy as np
+    from PIL import Image
+    from plyfile import PlyData
+
+    files = [server.base / "output" / o.get("subfolder", "") / o["filename"] for node in entry["outputs"].values()
+             for key in ("images", "3d", "depth_files") for o in node.get(key, []) if o.get("type") == "output"]
+    info = {"files": sorted(p.name for p in files)}
+    for p in files:
+        if p.suffix == ".png":
+            a = np.asarray(Image.open(p)).astype(float)
+            if not (np.isfinite(a).all() and a.std() > 0):
+                raise RuntimeError(f"{p.name}: flat or non-finite image")
+        if p.suffix == ".ply":
+            info["points"] = len(PlyData.read(p)["vertex"])
+    return info
+
+
+def run_server(a, base: Path, usable: float | None, modes: list[str], mem: GpuMemory) -> list[dict]:
+    extra = ["--front-end-root", str(base / "no_frontend")]
+    total = None
+    if usable is not None:
+        import torch
+
+        total = torch.cuda.get_device_properties(0).total_memory / 2**30
+        extra += ["--reserve-vram", f"{total - usable:.1f}"]
+    rows = []
+    with ch.ComfyServer(base, extra_args=extra, cpu=a.tiny) as server:
+        server.object_info = server.get("/object_info")
+        log = server.log()
+        for i, mode in enumerate(modes):
+            prompt, sampler = build_prompt(server, mode, a.steps, a.tiny, seed=i)
+            since = time.time()
+            res = asyncio.run(queue_and_watch(server, prompt, sampler))
+            entry = server.get(f"/history/{res['prompt_id']}")[res["prompt_id"]]
+            res.update(mode=mode, usable_gib=usable, reserve_gib=None if usable is None else round(total - usable, 1),
+                       peak_mib=mem.peak(since), **check_outputs(server, entry))
+            rows.append(res)
+            print(json.dumps(res), flush=True)
+            if a.out:
+                with open(Path(a.out) / "comfy_server_gpu.jsonl", "a") as f:
+                    f.write(json.dumps(res) + "\n")
+        log = server.log()
+        (Path(a.out) / f"comfyui_{'all' if usable is None else int(usable)}.log").write_text(log[-200_000:])
+        rows.append({"server": True, "ready_s": round(server.ready_s, 1), "usable_gib": usable,
+                     "dynamic_vram": "DynamicVRAM support detected and enabled" in log,
+                     "lazy_layers_loaded": "bench: lazy comfy.ops layers loaded" in log,
+                     "log_tail": log[-1500:]})
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--comfy", required=True, help="ComfyUI checkout (its main.py is started)")
+    ap.add_argument("--base", required=True, help="ComfyUI --base-directory to create (models, output, ...)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--modes", default="bf16,fp8_e4m3fn,fp8_e4m3fn_fast")
+    ap.add_argument("--usable-gib", default="16,12", help="GPU memory left to ComfyUI in the streaming runs")
+    ap.add_argument("--layers", default="lazy", choices=["lazy", "v0.29"])
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--tiny", action="store_true")
+    a = ap.parse_args()
+    import os
+
+    os.environ["COMFYUI_DIR"] = a.comfy
+    os.environ.setdefault("COMFYUI_PYTHON", sys.executable)
+    base, out = Path(a.base), Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    ch.make_base(base, models_too=False)
+    write_models(base / "models", a.tiny)
+    (base / "no_frontend").mkdir(exist_ok=True)
+    (base / "no_frontend" / "index.html").write_text("<!doctype html><title>no frontend</title>")
+    if a.layers == "lazy":
+        (base / "custom_nodes" / "bench_newer_layers.py").write_text(_NEWER_LAYERS)
+    print(f"model files ready in {time.time() - t0:.0f} s", flush=True)
+    mem = GpuMemory()
+    rows = []
+    try:
+        rows += run_server(a, base, None, [m for m in a.modes.split(",") if m], mem)
+        for usable in [float(u) for u in a.usable_gib.split(",") if u] if not a.tiny else []:
+            rows += run_server(a, base, usable, ["bf16"], mem)
+    finally:
+        mem.close()
+        (out / "comfy_server_gpu.json").write_text(json.dumps(rows, indent=1))
+    print(f"\n{'mode':<16}{'usable GiB':>11}{'s/step':>9}{'sampler s':>10}{'run s':>8}{'peak GiB':>9}{'points':>9}")
+    for r in rows:
+        if "mode" in r:
+            peak = f"{r['peak_mib'] / 1024:.1f}" if r.get("peak_mib") else "-"
+            print(f"{r['mode']:<16}{r['usable_gib'] or 'all':>11}{r['s_per_step'] or 0:>9.3f}"
+                  f"{r['sampler_s'] or 0:>10.1f}{r['total_s']:>8.1f}{peak:>9}{r.get('points', 0):>9}")
+        else:
+            print(f"server ready in {r['ready_s']} s; dynamic VRAM {r['dynamic_vram']}; lazy layers seen "
+                  f"{r['lazy_layers_loaded']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
