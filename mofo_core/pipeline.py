@@ -232,7 +232,7 @@ class MofoPipeline:
         """uint8 (H, W, 3) -> (1, H/16 * W/16, 128) RGB tokens, rounded to the DiT's body dtype (as the reference)."""
         from .autoencoder import latent_to_tokens
 
-        lat = self.autoencoder(encoder=True).encode(torch.from_numpy(image).to(self.device).float()[None] / 255.0)
+        lat = self.autoencoder(encoder=True).encode(torch.tensor(image, device=self.device).float()[None] / 255.0)
         return latent_to_tokens(lat).to(self.dit.dtype).float()
 
     def edit(self, params, image: np.ndarray, **inputs) -> GenerationResult:
