@@ -119,9 +119,10 @@ def _region(
     return m.to(device).expand(batch, -1, -1)
 
 
-def _held(latent: Tensor, eps: Tensor, t: Tensor) -> Tensor:
-    """The kept region at time t: the given latent re-noised, (1 - t) x + t eps (x itself at t = 0)."""
-    return (1.0 - t) * latent + t * eps
+def _keep_outside(x: Tensor, latent: Tensor, eps: Tensor, t: Tensor | float, mask: Tensor) -> Tensor:
+    """x inside the mask; outside, the given latent re-noised to time t, (1 - t) latent + t eps (latent at t = 0)."""
+    held = (1.0 - t) * latent + t * eps
+    return held + mask * (x - held)
 
 
 @torch.no_grad()
@@ -235,11 +236,11 @@ def sample(
         # x_{i+1} - t_{i+1} v = x_i - t_i v: the clean estimate of this step (for previews).
         x0_r = x_rgb - rgb_t[i + 1] * v_r.float() if callback is not None else None
         if m_r is not None:  # outside the mask: the given latent at the new time, with the same noise draw
-            x_rgb = _held(rgb, eps_r, rgb_t[i + 1]) + m_r * (x_rgb - _held(rgb, eps_r, rgb_t[i + 1]))
-            x0_r = None if x0_r is None else rgb + m_r * (x0_r - rgb)
+            x_rgb = _keep_outside(x_rgb, rgb, eps_r, rgb_t[i + 1], m_r)
+            x0_r = None if x0_r is None else _keep_outside(x0_r, rgb, eps_r, 0.0, m_r)
         if m_d is not None:
-            x_depth = _held(depth, eps_d, depth_t[i + 1]) + m_d * (x_depth - _held(depth, eps_d, depth_t[i + 1]))
-            x0_d = depth + m_d * (x0_d.float() - depth)
+            x_depth = _keep_outside(x_depth, depth, eps_d, depth_t[i + 1], m_d)
+            x0_d = _keep_outside(x0_d.float(), depth, eps_d, 0.0, m_d)
         if callback is not None:
             callback(StepInfo(i, steps, x_rgb, x_depth, x0_r, x0_d.float()))
     return x_rgb, x_depth
