@@ -1,4 +1,4 @@
-"""Command line: `python -m mofo_core {joint,i2d,d2i,demo} ...` (the reference scripts' options, plus more).
+"""Command line: `python -m mofo_core {joint,i2d,d2i,edit,demo} ...` (the reference scripts' options, plus more).
 
 Prints the written paths. Bad input gives one `error:` line and exit status 2; nothing is written then.
 """
@@ -90,6 +90,23 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--depth", required=True, help=".npy, 16-bit PNG/TIFF or EXR depth map")
     d.add_argument("--disparity", action="store_true", help="the map is disparity (near = bright), not depth")
     d.add_argument("--robust-depth", action="store_true", help="normalise over valid pixels only (holes, zeros)")
+    e = sub.add_parser("edit", help="masked RGB-D editing: inpaint, outpaint, restyle, depth-fix")
+    _common(e, cfg_default=None)
+    e.add_argument("task", choices=("inpaint", "outpaint", "restyle", "depth-fix"))
+    e.add_argument("--image", required=True, help="the photo to edit")
+    e.add_argument("--mask", default=None, help="PNG, white = regenerate (or transparent = regenerate)")
+    e.add_argument("--depth", default=None, help="its depth map (default: estimated by image -> depth)")
+    e.add_argument("--depth-mask", default=None, help="a separate mask for depth (default: --mask)")
+    e.add_argument("--regenerate", choices=("rgb", "depth", "both"), default=None,
+                   help="which modality is regenerated inside the mask (default: the task's)")
+    e.add_argument("--feather", type=int, default=0, help="pixels of soft falloff outside the mask")
+    for side in ("top", "bottom", "left", "right"):
+        e.add_argument(f"--pad-{side}", type=int, default=0, help=f"outpaint: pixels added at the {side}")
+    e.add_argument("--rgb-denoise", type=float, default=1.0, help="< 1: change the RGB only part-way")
+    e.add_argument("--depth-denoise", type=float, default=1.0)
+    e.add_argument("--log2-alpha", type=float, default=5.0, help="RGB + depth regenerated: depth/RGB tilt")
+    e.add_argument("--disparity", action="store_true", help="--depth is disparity (near = bright)")
+    e.add_argument("--robust-depth", action="store_true", help="normalise --depth over valid pixels only")
     demo = sub.add_parser("demo", help="offline end-to-end run on tiny RANDOM weights (writes every output file)")
     demo.add_argument("--output-dir", default="./mofo_outputs/demo")
     demo.add_argument(
@@ -125,12 +142,40 @@ class _Progress:
             self.bar = None
 
 
+def _edit_job(a):
+    """(params, inputs) of `edit`, checked before any weights load."""
+    from .edit import EditParams, check_edit
+    from .images import load_image
+    from .masks import load_mask
+
+    h, w = _size(a)
+    params = EditParams(
+        task=a.task, prompt=a.prompt, regenerate=a.regenerate, steps=a.num_steps, cfg=a.cfg_scale,
+        depth_cfg=a.depth_cfg, log2_alpha=a.log2_alpha, rgb_denoise=a.rgb_denoise, depth_denoise=a.depth_denoise,
+        feather=a.feather, pad=(a.pad_top, a.pad_bottom, a.pad_left, a.pad_right), seed=a.seed, width=w, height=h,
+        batch=a.batch, depth_xpred_exact=a.depth_xpred_exact, truncate_prompt=a.truncate_prompt,
+        robust_depth=a.robust_depth,
+    )
+    inputs = {"depth": None, "mask": None, "depth_mask": None}
+    if a.depth:
+        from .depth_io import load_depth
+
+        inputs["depth"] = load_depth(a.depth, disparity=a.disparity)
+    for key, path in (("mask", a.mask), ("depth_mask", a.depth_mask)):
+        if path:
+            inputs[key] = load_mask(path)
+    image = load_image(a.image)
+    check_edit(params, image, **inputs)
+    return params, image, inputs
+
+
 def run(a) -> list[Path]:
-    import torch
 
-    from .outputs import save_run
-    from .pipeline import GenerateParams, MofoPipeline
+    from .pipeline import GenerateParams
 
+    if a.command == "edit":
+        edit_params, image, inputs = _edit_job(a)
+        return _run_with(a, lambda pipe, cb: pipe.edit(edit_params, image, callback=cb, **inputs))
     h, w = _size(a)
     params = GenerateParams(
         mode=a.command,
@@ -159,6 +204,16 @@ def run(a) -> list[Path]:
 
         depth = load_depth(a.depth, disparity=a.disparity)
     params.resolved(depth.shape if depth is not None else None).validate()  # fail before loading 40 GB
+    return _run_with(a, lambda pipe, cb: pipe.generate(params, image=image, depth=depth, callback=cb))
+
+
+def _run_with(a, job) -> list[Path]:
+    """Load the pipeline, run job(pipe, progress callback), save the run; returns the written files."""
+    import torch
+
+    from .outputs import save_run
+    from .pipeline import MofoPipeline
+
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16, "fp8": torch.bfloat16}[a.dtype]
     pipe = MofoPipeline.from_pretrained(
         a.model,
@@ -173,7 +228,7 @@ def run(a) -> list[Path]:
     )
     progress = _Progress()
     try:
-        result = pipe.generate(params, image=image, depth=depth, callback=progress)
+        result = job(pipe, progress)
     finally:
         progress.close()
     out = save_run(

@@ -106,7 +106,8 @@ class ModelFiles:
     text_encoder_spec: str = ""
 
 
-def _to_uint8(images: Tensor) -> np.ndarray:
+def to_uint8(images: Tensor) -> np.ndarray:
+    """IMAGE (B, H, W, 3) float in [0, 1] -> uint8 (B, H, W, 3) numpy, rounded."""
     return (images.float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
 
 
@@ -213,6 +214,33 @@ class MofoPipeline:
             self._text = None
         return ctx, (self._null if need_null else None)
 
+    def prepare(self, prompt: str, *, batch: int, need_null: bool, truncate: bool = False):
+        """(ctx, null or None, DiT): the prompt checked by the tokenizer, encoded, then the DiT loaded."""
+        if self._tokenizer is None:
+            self._tokenizer = QwenTextEmbedder.tokenizer_only(self.files.text_encoder)
+        self._tokenizer.tokenize([prompt], truncate=truncate)
+        ctx, null = self.encode_text(prompt, batch=batch, need_null=need_null, truncate=truncate)
+        dit = self.dit
+        if ctx.shape[-1] != dit.config.context_in_dim:
+            raise ValueError(
+                f"the text encoder gives {ctx.shape[-1]} features but the DiT needs "
+                f"{dit.config.context_in_dim}: use Qwen3-8B (3 x 4096) as the text encoder"
+            )
+        return ctx, null, dit
+
+    def encode_image(self, image: np.ndarray) -> Tensor:
+        """uint8 (H, W, 3) -> (1, H/16 * W/16, 128) RGB tokens, rounded to the DiT's body dtype (as the reference)."""
+        from .autoencoder import latent_to_tokens
+
+        lat = self.autoencoder(encoder=True).encode(torch.tensor(image, device=self.device).float()[None] / 255.0)
+        return latent_to_tokens(lat).to(self.dit.dtype).float()
+
+    def edit(self, params, image: np.ndarray, **inputs) -> GenerationResult:
+        """Masked RGB-D editing (inpaint, outpaint, restyle, depth fix-up): see `mofo_core.edit.run_edit`."""
+        from .edit import run_edit
+
+        return run_edit(self, params, image, **inputs)
+
     # -- the job -------------------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(
@@ -233,28 +261,15 @@ class MofoPipeline:
         h, w = p.height // LATENT_COMPRESSION, p.width // LATENT_COMPRESSION
 
         # 1. text (checked with the tokenizer alone first; the encoder is freed before the DiT loads)
-        if self._tokenizer is None:
-            self._tokenizer = QwenTextEmbedder.tokenizer_only(self.files.text_encoder)
-        self._tokenizer.tokenize([p.prompt], truncate=p.truncate_prompt)
         need_null = p.cfg != 1.0 or p.depth_cfg != 1.0
-        ctx, null = self.encode_text(p.prompt, batch=p.batch, need_null=need_null, truncate=p.truncate_prompt)
-        dit = self.dit
-        if ctx.shape[-1] != dit.config.context_in_dim:
-            raise ValueError(
-                f"the text encoder gives {ctx.shape[-1]} features but the DiT needs "
-                f"{dit.config.context_in_dim}: use Qwen3-8B (3 x 4096) as the text encoder"
-            )
+        ctx, null, dit = self.prepare(p.prompt, batch=p.batch, need_null=need_null, truncate=p.truncate_prompt)
 
         # 2. clean conditioning, rounded to the body dtype as the reference runner does
         rgb_clean = depth_clean = None
         box = None
         if p.mode == "i2d":
             img, box = fit_image(image, p.height, p.width, p.fit)
-            ae = self.autoencoder(encoder=True)
-            lat = ae.encode(torch.from_numpy(img).to(self.device).float()[None] / 255.0)
-            from .autoencoder import latent_to_tokens
-
-            rgb_clean = latent_to_tokens(lat).to(dit.dtype).float()
+            rgb_clean = self.encode_image(img)
         if p.mode == "d2i":
             d = torch.from_numpy(nearest_depth(depth, p.height, p.width)).to(self.device)[None]
             depth_clean = encode_depth(d, robust=p.robust_depth).to(dit.dtype).float()
@@ -292,7 +307,7 @@ class MofoPipeline:
             rgb_u8 = np.repeat(image[None], p.batch, axis=0)
             depth_map = np.stack([unfit_depth(dm, box, image.shape[:2]) for dm in depth_map])
         else:
-            rgb_u8 = _to_uint8(self.autoencoder(encoder=False).decode(rgb_latent.float()))
+            rgb_u8 = to_uint8(self.autoencoder(encoder=False).decode(rgb_latent.float()))
         return GenerationResult(
             rgb=rgb_u8,
             depth=depth_map.astype(np.float32),

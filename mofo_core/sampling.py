@@ -7,6 +7,11 @@ fp32 state; seeded noise from a `torch.Generator` on the conditioning's device, 
 cond and uncond run as one batched forward (same math), `depth_cfg` may differ from `cfg`, a modality
 can start from a given latent part-way (first sigma < 1), and `depth_xpred_exact=True` removes the
 residual noise the 0.05 clamp leaves when the last positive depth time is below 0.05 (>= 59 steps).
+
+Region masks (`rgb_mask`, `depth_mask`) add a noise level per region: inside the mask a modality follows its
+sigma list; outside it is held to its given latent re-noised to the current time with that modality's own
+initial noise draw, x_t = (1 - t) x_given + t eps, after every step (latent-blend inpainting for flow models),
+so the final output outside the mask is the given latent exactly. Without masks nothing changes.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch
 from torch import Tensor
 
 from .config import X_PREDICTION_T_MIN
+from .masks import token_mask
 
 
 class Denoiser(Protocol):
@@ -73,21 +79,50 @@ def _batched(x: Tensor | None, batch: int, shape: tuple[int, int], name: str, de
 
 def _start(
     sig0: float, latent: Tensor | None, noise: Tensor | None, draw: Callable[[], Tensor], name: str
-) -> Tensor:
-    """State at the first time: the clean latent (t=0), noise (t=1) or (1 - t) x + t noise."""
+) -> tuple[Tensor, Tensor | None]:
+    """(state at the first time, the noise drawn): the clean latent (t=0), noise (t=1) or (1 - t) x + t noise."""
     if sig0 == 0.0:
         if latent is None:
             raise ValueError(
                 f"{name} is held clean (its sigmas are all zero) but no {name} latent was given; "
                 f"connect a {name} latent or give it a non-zero schedule"
             )
-        return latent.clone()
+        return latent.clone(), None
     eps = noise if noise is not None else draw()
     if sig0 < _FULL_NOISE:
         if latent is None:
             raise ValueError(f"{name} starts part-way (first sigma {sig0:.4f} < 1) but no {name} latent was given")
-        return (1.0 - sig0) * latent + sig0 * eps
-    return eps.clone()
+        return (1.0 - sig0) * latent + sig0 * eps, eps
+    return eps.clone(), eps
+
+
+def _region(
+    mask: Tensor | None, latent: Tensor | None, sigmas: Tensor, batch: int, grid: tuple[int, int], feather: int,
+    name: str, device,
+) -> Tensor | None:
+    """Token mask (B, N, 1) of one modality, or None; checks that the mask can mean something."""
+    if mask is None:
+        return None
+    if latent is None:
+        raise ValueError(
+            f"{name}_mask is given but no {name} latent: the region outside the mask has nothing to keep; "
+            f"connect the {name} latent (or drop the mask to generate all of {name})"
+        )
+    if float(sigmas[0]) == 0.0:
+        raise ValueError(
+            f"{name}_mask is given but {name} is held clean everywhere (its sigmas are all zero); give {name} a "
+            f"non-zero schedule to regenerate it inside the mask, or drop the mask"
+        )
+    m = token_mask(mask, *grid, feather=feather, name=f"{name}_mask")
+    if m.shape[0] not in (1, batch):
+        raise ValueError(f"{name}_mask has batch {m.shape[0]} but the sampling batch is {batch}")
+    return m.to(device).expand(batch, -1, -1)
+
+
+def _keep_outside(x: Tensor, latent: Tensor, eps: Tensor, t: Tensor | float, mask: Tensor) -> Tensor:
+    """x inside the mask; outside, the given latent re-noised to time t, (1 - t) latent + t eps (latent at t = 0)."""
+    held = (1.0 - t) * latent + t * eps
+    return held + mask * (x - held)
 
 
 @torch.no_grad()
@@ -110,6 +145,9 @@ def sample(
     callback: StepCallback | None = None,
     depth_xpred_exact: bool = False,
     batch_cfg: bool = True,
+    rgb_mask: Tensor | None = None,
+    depth_mask: Tensor | None = None,
+    mask_feather: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """Denoise RGB and depth tokens along their own sigma lists; returns fp32 (rgb, depth) tokens.
 
@@ -127,6 +165,9 @@ def sample(
         callback: called after every step with a `StepInfo`; raise from it to interrupt.
         depth_xpred_exact: opt-in fix; exact x0 -> v conversion instead of the 0.05 clamp.
         batch_cfg: run cond + uncond as one batch of 2B (False: two sequential forwards).
+        rgb_mask, depth_mask: (H, W) or (1 or B, H, W) in [0, 1] at the image size (16 height x 16 width) or the
+            latent grid; 1 = regenerate, 0 = keep the given latent. Needs that modality's latent.
+        mask_feather: pixels of soft falloff added outside each pixel mask.
     """
     # 1. validate
     rgb_s, depth_s = _as_sigmas(rgb_sigmas, "rgb_sigmas"), _as_sigmas(depth_sigmas, "depth_sigmas")
@@ -158,8 +199,10 @@ def sample(
     def randn(c: int) -> Callable[[], Tensor]:
         return lambda: torch.randn(batch, n, c, device=device, dtype=torch.float32, generator=gen)
 
-    x_rgb = _start(float(rgb_s[0]), rgb, rgb_noise, randn(model.in_channels), "rgb")
-    x_depth = _start(float(depth_s[0]), depth, depth_noise, randn(model.depth_channels), "depth")
+    m_r = _region(rgb_mask, rgb, rgb_s, batch, (height, width), mask_feather, "rgb", device)  # (B, N, 1)
+    m_d = _region(depth_mask, depth, depth_s, batch, (height, width), mask_feather, "depth", device)
+    x_rgb, eps_r = _start(float(rgb_s[0]), rgb, rgb_noise, randn(model.in_channels), "rgb")
+    x_depth, eps_d = _start(float(depth_s[0]), depth, depth_noise, randn(model.depth_channels), "depth")
     rgb_t, depth_t = rgb_s.to(device), depth_s.to(device)
     cond = torch.cat([ctx, null_ctx]) if use_cfg and batch_cfg and null_ctx.shape[1] == ctx.shape[1] else None
 
@@ -190,7 +233,14 @@ def sample(
             v_d = (x_depth - x0_d) / t_col.clamp(min=X_PREDICTION_T_MIN)
             x_depth = x_depth + dt_d * v_d
         x_rgb = x_rgb + dt_r * v_r
+        # x_{i+1} - t_{i+1} v = x_i - t_i v: the clean estimate of this step (for previews).
+        x0_r = x_rgb - rgb_t[i + 1] * v_r.float() if callback is not None else None
+        if m_r is not None:  # outside the mask: the given latent at the new time, with the same noise draw
+            x_rgb = _keep_outside(x_rgb, rgb, eps_r, rgb_t[i + 1], m_r)
+            x0_r = None if x0_r is None else _keep_outside(x0_r, rgb, eps_r, 0.0, m_r)
+        if m_d is not None:
+            x_depth = _keep_outside(x_depth, depth, eps_d, depth_t[i + 1], m_d)
+            x0_d = _keep_outside(x0_d.float(), depth, eps_d, 0.0, m_d)
         if callback is not None:
-            # x_{i+1} - t_{i+1} v = x_i - t_i v: the clean estimate of this step.
-            callback(StepInfo(i, steps, x_rgb, x_depth, x_rgb - rgb_t[i + 1] * v_r.float(), x0_d.float()))
+            callback(StepInfo(i, steps, x_rgb, x_depth, x0_r, x0_d.float()))
     return x_rgb, x_depth

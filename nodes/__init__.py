@@ -30,12 +30,13 @@ NODES: list[type[io.ComfyNode]] = [
 ]
 
 
-EXAMPLE_INPUTS = [Path(__file__).resolve().parents[1] / "assets" / "mofo_depth_example.png"]
+_ASSETS = Path(__file__).resolve().parents[1] / "assets"
+EXAMPLE_INPUTS = [_ASSETS / "mofo_depth_example.png", _ASSETS / "mofo_edit_example.png"]
 
 
 def provide_example_inputs() -> list[Path]:
-    """Copy the shipped example inputs (the depth map that workflows/mofo_depth_to_image.json loads) into
-    ComfyUI's input folder, so that workflow opens without a missing-file error. Never overwrites; a read-only
+    """Copy the shipped example inputs (the depth map and the photo + mask that the workflows load) into
+    ComfyUI's input folder, so those workflows open without a missing-file error. Never overwrites; a read-only
     or unknown input folder is not an error. Returns the files it wrote."""
     written = []
     try:

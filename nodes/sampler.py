@@ -7,6 +7,7 @@ import torch
 from comfy_api.latest import io
 
 from ..mofo_core.autoencoder import latent_to_tokens, tokens_to_latent
+from ..mofo_core.masks import fit_mask
 from ..mofo_core.sampling import sample
 from ..mofo_core.schedules import MODES, schedule
 from .runtime import MofoModelHandle, make_step_callback
@@ -55,7 +56,8 @@ class MofoSampler(io.ComfyNode):
             description="Denoises RGB and depth along their own sigma lists. Give an RGB LATENT (FLUX.2 VAEEncode) "
             "for image -> depth or a part-way edit, a depth latent (Mofo Depth Encode) for depth -> image; "
             "without either, width / height / batch set the size. Decode RGB with the FLUX.2 VAE, depth with "
-            "Mofo Depth Decode.",
+            "Mofo Depth Decode. rgb_mask / depth_mask (1 = regenerate) keep the rest of that latent exactly: "
+            "inpaint, outpaint, restyle inside a mask, depth fix-up.",
             inputs=[
                 MofoModel.Input("model"),
                 io.Conditioning.Input("positive"),
@@ -75,20 +77,29 @@ class MofoSampler(io.ComfyNode):
                 io.Boolean.Input("batch_cfg", default=True,
                                  tooltip="cond + uncond in one batch (faster); off: one after the other, ~0.6 GiB "
                                  "less VRAM at 512x512"),
+                io.Int.Input("mask_feather", default=0, min=0, max=256, optional=True,
+                             tooltip="pixels of soft falloff added outside rgb_mask / depth_mask"),
                 io.Latent.Input("rgb_latent", optional=True),
                 MofoDepthLatent.Input("depth_latent", optional=True),
+                io.Mask.Input("rgb_mask", optional=True,
+                              tooltip="regenerate RGB only where the mask is 1; elsewhere rgb_latent is kept exactly"),
+                io.Mask.Input("depth_mask", optional=True,
+                              tooltip="regenerate depth only where the mask is 1; elsewhere depth_latent is kept"),
             ],
             outputs=[io.Latent.Output(display_name="rgb_latent"), MofoDepthLatent.Output(display_name="depth_latent")],
         )
 
     @classmethod
     def execute(cls, model, positive, negative, rgb_sigmas, depth_sigmas, cfg, depth_cfg, seed, width, height,
-                batch_size, noise, batch_cfg=True, rgb_latent=None, depth_latent=None) -> io.NodeOutput:
+                batch_size, noise, batch_cfg=True, mask_feather=0, rgb_latent=None, depth_latent=None, rgb_mask=None,
+                depth_mask=None) -> io.NodeOutput:
+        notes = []
         rgb, depth = run_sampler(model, positive, negative, rgb_sigmas, depth_sigmas, cfg=cfg,
                                  depth_cfg=None if depth_cfg < 0 else depth_cfg, seed=seed, size=(height, width),
                                  batch=batch_size, cpu_noise=noise == "cpu", rgb_latent=rgb_latent,
-                                 depth_latent=depth_latent, batch_cfg=batch_cfg)
-        return io.NodeOutput(rgb, depth)
+                                 depth_latent=depth_latent, batch_cfg=batch_cfg, rgb_mask=rgb_mask,
+                                 depth_mask=depth_mask, mask_feather=mask_feather, notes=notes)
+        return io.NodeOutput(rgb, depth, ui={"text": notes} if notes else None)
 
 
 def _grid(rgb_latent, depth_latent, size, batch) -> tuple[int, int, int]:
@@ -107,9 +118,21 @@ def _grid(rgb_latent, depth_latent, size, batch) -> tuple[int, int, int]:
 
 
 def run_sampler(handle: MofoModelHandle, positive, negative, rgb_sigmas, depth_sigmas, *, cfg, depth_cfg, seed, size,
-                batch, cpu_noise, rgb_latent, depth_latent, batch_cfg=True):
-    """ComfyUI types in, ComfyUI types out; the work is mofo_core.sample."""
+                batch, cpu_noise, rgb_latent, depth_latent, batch_cfg=True, rgb_mask=None, depth_mask=None,
+                mask_feather=0, notes: list | None = None):
+    """ComfyUI types in, ComfyUI types out; the work is mofo_core.sample. Masks of another size than the image are
+    resized; the warning is logged and appended to `notes` (shown in the node)."""
     b, h, w = _grid(rgb_latent, depth_latent, size, batch)
+    masks = {}
+    for name, m, latent in (("rgb_mask", rgb_mask, rgb_latent), ("depth_mask", depth_mask, depth_latent)):
+        if m is not None:  # cheap checks first: ComfyUI MASK (B, H, W) or (H, W) in [0, 1]
+            kind = name.split("_")[0]
+            if latent is None:
+                raise ValueError(f"{name} is connected but {kind}_latent is not: the part outside the mask has "
+                                 f"nothing to keep; connect {kind}_latent (or disconnect the mask)")
+            masks[name], note = fit_mask(m, 16 * h, 16 * w, name=name)
+            if note and notes is not None:
+                notes.append(note)
     width = handle.dit.config.context_in_dim
     ctx = check_conditioning(positive, "positive", width)
     guided = cfg != 1.0 or (depth_cfg is not None and depth_cfg != 1.0)
@@ -123,7 +146,7 @@ def run_sampler(handle: MofoModelHandle, positive, negative, rgb_sigmas, depth_s
     rgb_out, depth_out = sample(
         dit, ctx.to(device).float().expand(b, -1, -1), null, rs, ds, height=h, width=w, cfg=cfg, depth_cfg=depth_cfg,
         seed=None if cpu_noise else seed, rgb=rgb, depth=dep, callback=make_step_callback(len(rs) - 1, (h, w)),
-        batch_cfg=batch_cfg,
+        batch_cfg=batch_cfg, mask_feather=mask_feather, **masks,
         **{k: v.to(device) for k, v in noises.items()},
     )
     out = mm.intermediate_device()

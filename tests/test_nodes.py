@@ -24,7 +24,7 @@ WIDGETS = {
     "MofoTextEncode": ["text"],
     "MofoTextEncoderLoader": ["folder", "dtype"],
     "MofoScheduler": ["steps", "mode", "mu", "log2_alpha", "rgb_denoise", "depth_denoise"],
-    "MofoSampler": ["cfg", "depth_cfg", "seed", "width", "height", "batch_size", "noise", "batch_cfg"],
+    "MofoSampler": ["cfg", "depth_cfg", "seed", "width", "height", "batch_size", "noise", "batch_cfg", "mask_feather"],
     "MofoDepthDecode": ["colormap"],
     "MofoDepthEncode": ["near_is_bright", "robust"],
     "MofoFitImage": ["width", "height", "mode"],
@@ -429,3 +429,31 @@ def test_lazy_layers_keep_the_strict_key_check(env):
     finally:
         stubs.set_lazy_layers(False)
         bad.unlink()
+
+
+def test_sampler_masks_keep_the_latents_outside_and_warn_on_a_resized_mask(env):
+    tmp, nodes = env
+    model, pos, neg = _pipeline(nodes, tmp)
+    rs, ds = run(
+        nodes, "MofoScheduler", steps=2, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0, depth_denoise=1.0
+    )
+    rgb_in = {"samples": torch.randn(1, 128, 2, 3)}  # a 32 x 48 image
+    depth_in = {"samples": torch.randn(1, 6, 256), "height": 2, "width": 3}
+    rgb_mask = torch.zeros(1, 32, 48)
+    rgb_mask[:, :16, :16] = 1.0  # top-left token
+    depth_mask = torch.zeros(16, 24)  # (H, W), half size: resized with a warning
+    depth_mask[8:, 12:] = 1.0  # bottom-right quarter (tokens 4 and 5)
+    kw = dict(model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds, cfg=2.0, depth_cfg=-1.0,
+              seed=4, width=512, height=512, batch_size=1, noise="cpu", rgb_latent=rgb_in, depth_latent=depth_in)
+    out = nodes["MofoSampler"].execute(rgb_mask=rgb_mask, depth_mask=depth_mask, **kw)
+    rgb, dl = out.args
+    assert "depth_mask is 24x16" in out.ui["text"][0] and "resized" in out.ui["text"][0]
+    r_in, r_out = rgb_in["samples"].flatten(2), rgb["samples"].flatten(2)  # (1, 128, 6)
+    assert torch.equal(r_out[..., 1:], r_in[..., 1:]) and not torch.equal(r_out[..., 0], r_in[..., 0])
+    d_in, d_out = depth_in["samples"], dl["samples"]
+    # the upscaled (bilinear) mask reaches one pixel row/column past the quarter: the left column stays exact
+    assert torch.equal(d_out[:, [0, 3]], d_in[:, [0, 3]]) and (d_out[:, 4:] - d_in[:, 4:]).abs().amax() > 1e-3
+    plain = nodes["MofoSampler"].execute(**kw)
+    assert plain.ui is None  # unconnected masks: the reference behaviour, no note
+    with pytest.raises(ValueError, match="rgb_mask is connected but rgb_latent is not"):
+        run(nodes, "MofoSampler", **{**kw, "rgb_latent": None}, rgb_mask=rgb_mask)

@@ -23,8 +23,7 @@ def _generator():
 def test_workflows_and_example_depth_are_what_the_generator_writes(tmp_path, monkeypatch):
     gen = _generator()
     monkeypatch.setattr(gen, "OUT", tmp_path)
-    for make in (gen.text_to_rgbd, gen.image_to_depth, gen.depth_to_image, gen.depth_controlnet,
-                 gen.depth_guided_edit):
+    for make in gen.WORKFLOW_MAKERS:
         make()
     assert sorted(p.name for p in tmp_path.glob("*.json")) == [p.name for p in WORKFLOWS]
     for p in WORKFLOWS:
@@ -32,6 +31,8 @@ def test_workflows_and_example_depth_are_what_the_generator_writes(tmp_path, mon
             f"{p.name} is stale: run python tools/make_workflows.py"
     gen.write_depth_example(tmp_path / "depth.png")
     assert (tmp_path / "depth.png").read_bytes() == gen.DEPTH_EXAMPLE.read_bytes()
+    gen.write_edit_example(tmp_path / "edit.png")
+    assert (tmp_path / "edit.png").read_bytes() == gen.EDIT_EXAMPLE.read_bytes()
 
 
 @pytest.mark.parametrize("wf", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
@@ -52,5 +53,17 @@ def test_workflow_opens_without_missing_files(wf):
 
 def test_example_inputs_are_shipped():
     text = (ROOT / "nodes" / "__init__.py").read_text()
-    assert '"assets" / "mofo_depth_example.png"' in text
-    assert (ROOT / "assets" / "mofo_depth_example.png").stat().st_size < 50_000
+    for name in ("mofo_depth_example.png", "mofo_edit_example.png"):
+        assert f'"{name}"' in text
+        assert (ROOT / "assets" / name).stat().st_size < 50_000
+
+
+def test_edit_example_is_aligned_with_the_depth_example_and_its_alpha_is_the_ball():
+    import numpy as np
+    from PIL import Image
+
+    rgba = np.asarray(Image.open(ROOT / "assets" / "mofo_edit_example.png"))
+    depth = np.asarray(Image.open(ROOT / "assets" / "mofo_depth_example.png"))
+    assert rgba.shape == (512, 512, 4) and depth.shape == (512, 512)
+    hole = rgba[..., 3] == 0  # LoadImage: MASK = 1 - alpha
+    assert 0.02 < hole.mean() < 0.2 and depth[hole].mean() > depth[~hole].mean()  # the ball is near (bright)

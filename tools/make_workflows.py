@@ -8,80 +8,25 @@ prompts through a live ComfyUI's /object_info, so a slot or widget mistake here 
 in the real frontend and checks that no node is smaller than its widgets need, that nothing overlaps and that
 every group title fits its group.
 
-It also writes assets/mofo_depth_example.png, the example depth map of the depth -> image workflow (the pack
-copies it into ComfyUI's input folder on start-up, see nodes/__init__.py).
+It also writes the example inputs (tools/example_scene.py): assets/mofo_depth_example.png, the depth map of the
+depth -> image and depth fix-up workflows, and assets/mofo_edit_example.png, the picture of the same room with the
+ball cut out of its alpha (the edit workflows' photo + mask). The pack copies both into ComfyUI's input folder on
+start-up (nodes/__init__.py).
 """
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import example_scene  # noqa: E402
+from workflow_graph import MOFO_FILE, MOFO_URL, QWEN_FILE, QWEN_URL, VAE_FILE, VAE_URL, Graph, W  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "workflows"
 DEPTH_EXAMPLE = ROOT / "assets" / "mofo_depth_example.png"
-CNR = {"cnr_id": "comfyui-modality-forcing", "ver": "0.1.0"}
-
-MOFO_URL = "https://huggingface.co/bartduis/modality_forcing/resolve/main/model.safetensors"
-QWEN_URL = ("https://huggingface.co/Comfy-Org/vae-text-encorder-for-flux-klein-9b/resolve/main/split_files/"
-            "text_encoders/qwen_3_8b.safetensors")
-VAE_URL = "https://huggingface.co/Comfy-Org/flux2-dev/resolve/main/split_files/vae/flux2-vae.safetensors"
-SD15_URL = ("https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
-            "v1-5-pruned-emaonly-fp16.safetensors")
-CN_URL = ("https://huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors/resolve/main/"
-          "control_v11f1p_sd15_depth_fp16.safetensors")
-
-MOFO_FILE = "modality_forcing/model.safetensors"
-QWEN_FILE = "qwen_3_8b.safetensors"
-VAE_FILE = "flux2-vae.safetensors"
-
-# node type -> (socket inputs [(name, type)], outputs [(name, type)])
-SLOTS = {
-    "MofoModelLoader": ([], [("model", "MOFO_MODEL")]),
-    "MofoTextEncode": ([("clip", "CLIP"), ("text_encoder", "MOFO_TEXT_ENCODER")], [("CONDITIONING", "CONDITIONING")]),
-    "MofoScheduler": ([], [("rgb_sigmas", "SIGMAS"), ("depth_sigmas", "SIGMAS")]),
-    "MofoSampler": ([("model", "MOFO_MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
-                     ("rgb_sigmas", "SIGMAS"), ("depth_sigmas", "SIGMAS"), ("rgb_latent", "LATENT"),
-                     ("depth_latent", "MOFO_DEPTH_LATENT")],
-                    [("rgb_latent", "LATENT"), ("depth_latent", "MOFO_DEPTH_LATENT")]),
-    "MofoDepthDecode": ([("depth_latent", "MOFO_DEPTH_LATENT"), ("fit", "MOFO_FIT")],
-                        [("depth", "MOFO_DEPTH"), ("depth_image", "IMAGE")]),
-    "MofoDepthEncode": ([("depth", "MOFO_DEPTH"), ("depth_image", "IMAGE")], [("depth_latent", "MOFO_DEPTH_LATENT")]),
-    "MofoFitImage": ([("image", "IMAGE")], [("image", "IMAGE"), ("fit", "MOFO_FIT")]),
-    "MofoDepthToPointCloud": ([("image", "IMAGE"), ("depth", "MOFO_DEPTH")],
-                              [("ply_path", "STRING"), ("glb_path", "STRING"), ("model_3d", "FILE_3D_PLY")]),
-    "MofoSaveDepth": ([("depth", "MOFO_DEPTH")], []),
-    "CLIPLoader": ([], [("CLIP", "CLIP")]),
-    "VAELoader": ([], [("VAE", "VAE")]),
-    "VAEDecode": ([("samples", "LATENT"), ("vae", "VAE")], [("IMAGE", "IMAGE")]),
-    "VAEEncode": ([("pixels", "IMAGE"), ("vae", "VAE")], [("LATENT", "LATENT")]),
-    "SaveImage": ([("images", "IMAGE")], []),
-    "PreviewImage": ([("images", "IMAGE")], []),
-    "LoadImage": ([], [("IMAGE", "IMAGE"), ("MASK", "MASK")]),
-    "ImageScale": ([("image", "IMAGE")], [("IMAGE", "IMAGE")]),
-    "Preview3D": ([("model_file", "STRING"), ("camera_info", "LOAD3D_CAMERA"), ("bg_image", "IMAGE")], []),
-    "CheckpointLoaderSimple": ([], [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")]),
-    "CLIPTextEncode": ([("clip", "CLIP")], [("CONDITIONING", "CONDITIONING")]),
-    "ControlNetLoader": ([], [("CONTROL_NET", "CONTROL_NET")]),
-    "ControlNetApplyAdvanced": ([("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
-                                 ("control_net", "CONTROL_NET"), ("image", "IMAGE"), ("vae", "VAE")],
-                                [("positive", "CONDITIONING"), ("negative", "CONDITIONING")]),
-    "EmptyLatentImage": ([], [("LATENT", "LATENT")]),
-    "KSampler": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
-                  ("latent_image", "LATENT")], [("LATENT", "LATENT")]),
-    "MarkdownNote": ([], []),
-}
-TITLES = {"MofoTextEncode": "Mofo Text Encode"}
-MODELS = {  # properties.models lets the frontend's missing-model dialog offer the download
-    # the frontend matches `name` against the widget value, and `directory` must be a models/ folder key
-    "MofoModelLoader": [{"name": MOFO_FILE, "url": MOFO_URL, "directory": "diffusion_models"}],
-    "CLIPLoader": [{"name": QWEN_FILE, "url": QWEN_URL, "directory": "text_encoders"}],
-    "VAELoader": [{"name": VAE_FILE, "url": VAE_URL, "directory": "vae"}],
-    "CheckpointLoaderSimple": [{"name": "v1-5-pruned-emaonly-fp16.safetensors", "url": SD15_URL,
-                                "directory": "checkpoints"}],
-    "ControlNetLoader": [{"name": "control_v11f1p_sd15_depth_fp16.safetensors", "url": CN_URL,
-                          "directory": "controlnet"}],
-}
+EDIT_EXAMPLE = ROOT / "assets" / "mofo_edit_example.png"  # RGBA: the transparent part is LoadImage's MASK
 
 FILES_NOTE = f"""## Model files (put them here, then press Run)
 * **`model.safetensors`** (24 GB, the Modality Forcing DiT) in `models/diffusion_models/modality_forcing/`
@@ -92,111 +37,9 @@ FILES_NOTE = f"""## Model files (put them here, then press Run)
 The Modality Forcing weights are **CC BY-NC 4.0 (non-commercial)**. Needs ComfyUI >= 0.9.2 (Qwen3-8B text
 encoder)."""
 
+def write_wf(g: Graph, name: str, description: str) -> None:
+    g.write(OUT / name, description)
 
-# Layout. Heights below are what the ComfyUI 0.29 frontend (1.47) computes for each node's slots + widgets
-# (LGraphNode.computeSize, title bar excluded), plus a little air: a node saved smaller is grown on load and then
-# overlaps the node under it. Nodes with a preview (images, the 3D viewer) get room for it.
-W = 320  # default node width
-TITLE = 30  # LiteGraph.NODE_TITLE_HEIGHT
-ROW_GAP, COL_GAP, GROUP_GAP = 30, 60, 50  # between nodes in a column / columns / groups stacked in a column
-GROUP_PAD, GROUP_HEAD = 20, 45  # group border around its nodes; group title bar above them
-MIN_H = {
-    "MofoModelLoader": 140, "CLIPLoader": 110, "VAELoader": 60, "MofoTextEncode": 160, "MofoScheduler": 200,
-    "MofoSampler": 380, "MofoDepthDecode": 80, "MofoDepthEncode": 110, "MofoFitImage": 130,
-    "MofoDepthToPointCloud": 330, "MofoSaveDepth": 260, "VAEDecode": 50, "VAEEncode": 50, "SaveImage": 320,
-    "PreviewImage": 320, "LoadImage": 340, "ImageScale": 140, "Preview3D": 440, "CheckpointLoaderSimple": 100,
-    "CLIPTextEncode": 130, "ControlNetLoader": 60, "ControlNetApplyAdvanced": 190, "EmptyLatentImage": 110,
-    "KSampler": 270, "MarkdownNote": 300,
-}
-VIEW = {"scale": 0.75, "offset": [60, 110]}  # opening view: the groups' titles clear the frontend's top bar
-
-
-class Graph:
-    """Nodes are placed by (column, row): columns left to right, rows top to bottom inside a column, each node
-    as tall as it needs (MIN_H); groups are drawn around their nodes at write time."""
-
-    def __init__(self):
-        self.nodes, self.links, self.groups = [], [], []
-
-    def add(self, ntype, widgets=(), col=0, row=0, title=None, size=None, props=None):
-        ins, outs = SLOTS[ntype]
-        node = {
-            "id": len(self.nodes) + 1, "type": ntype, "pos": [0, 0],
-            "size": size or [W, MIN_H[ntype]], "flags": {}, "order": len(self.nodes), "mode": 0,
-            "inputs": [{"name": n, "type": t, "link": None} for n, t in ins],
-            "outputs": [{"name": n, "type": t, "links": [], "slot_index": i} for i, (n, t) in enumerate(outs)],
-            "properties": {"Node name for S&R": ntype, **({} if ntype == "MarkdownNote" else CNR), **(props or {})},
-            "widgets_values": list(widgets),
-        }
-        if ntype in MODELS:
-            node["properties"]["models"] = MODELS[ntype]
-        if title or ntype in TITLES:
-            node["title"] = title or TITLES[ntype]
-        self.nodes.append(node)
-        self._cell = getattr(self, "_cell", {})
-        self._cell[node["id"]] = (col, row)
-        return node["id"]
-
-    def link(self, src, out_name, dst, in_name):
-        s, d = self.nodes[src - 1], self.nodes[dst - 1]
-        oi = next(i for i, o in enumerate(s["outputs"]) if o["name"] == out_name)
-        ii = next(i for i, p in enumerate(d["inputs"]) if p["name"] == in_name)
-        lid = len(self.links) + 1
-        t = s["outputs"][oi]["type"]
-        self.links.append([lid, src, oi, dst, ii, t])
-        s["outputs"][oi]["links"].append(lid)
-        d["inputs"][ii]["link"] = lid
-
-    def group(self, title, ids, color):
-        self.groups.append({"title": title, "ids": list(ids), "color": color, "font_size": 22})
-
-    def _layout(self):
-        group_of = {i: gi for gi, g in enumerate(self.groups) for i in g["ids"]}
-        cols = sorted({c for c, _ in self._cell.values()})
-        x, col_x = 40, {}
-        for c in cols:
-            col_x[c] = x
-            x += max(n["size"][0] for n in self.nodes if self._cell[n["id"]][0] == c) + COL_GAP
-        for c in cols:
-            y, prev = GROUP_HEAD + GROUP_PAD + TITLE, None
-            column = sorted((n for n in self.nodes if self._cell[n["id"]][0] == c),
-                            key=lambda n: self._cell[n["id"]][1])
-            for n in column:
-                g = group_of.get(n["id"], -1)
-                if prev is not None and g != prev:  # leave room for the group borders and the next group's title
-                    y += GROUP_GAP + GROUP_PAD + (GROUP_HEAD if g >= 0 else 0)
-                n["pos"] = [col_x[c], y]
-                y += n["size"][1] + TITLE + ROW_GAP
-                prev = g
-        for g in self.groups:
-            ns = [self.nodes[i - 1] for i in g.pop("ids")]
-            x0 = min(n["pos"][0] for n in ns) - GROUP_PAD
-            y0 = min(n["pos"][1] for n in ns) - TITLE - GROUP_HEAD
-            x1 = max(n["pos"][0] + n["size"][0] for n in ns) + GROUP_PAD
-            y1 = max(n["pos"][1] + n["size"][1] for n in ns) + GROUP_PAD
-            g["bounding"] = [x0, y0, x1 - x0, y1 - y0]
-            g.update(title=g.pop("title"), color=g.pop("color"), font_size=g.pop("font_size"))
-
-    def write(self, name, description):
-        self._layout()
-        for n in self.nodes:  # drop optional sockets nobody uses, as the frontend saves them
-            n["inputs"] = [i for i in n["inputs"] if i["link"] is not None or i["name"] in _REQUIRED.get(n["type"], ())]
-            for i, p in enumerate(n["inputs"]):
-                for lk in self.links:
-                    if lk[0] == p["link"]:
-                        lk[4] = i
-        doc = {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
-               "links": self.links, "groups": self.groups, "config": {},
-               "extra": {"ds": VIEW, "info": {"description": description}},
-               "version": 0.4}
-        (OUT / name).write_text(json.dumps(doc, indent=1) + "\n")
-
-
-_REQUIRED = {t: tuple(n for n, _ in ins) for t, (ins, _) in SLOTS.items()}
-for _t, _opt in {"MofoTextEncode": ("clip", "text_encoder"), "MofoSampler": ("rgb_latent", "depth_latent"),
-                 "MofoDepthDecode": ("fit",), "MofoDepthEncode": ("depth", "depth_image"),
-                 "Preview3D": ("camera_info", "bg_image"), "ControlNetApplyAdvanced": ("vae",)}.items():
-    _REQUIRED[_t] = tuple(n for n in _REQUIRED[_t] if n not in _opt)
 
 BLUE, GREEN, PURPLE, BROWN = "#3f5a7a", "#3f6b4a", "#5b4a78", "#6b5a3f"
 
@@ -223,9 +66,10 @@ def prompts(g: Graph, clip, text, col=1):
     return p, n
 
 
-def sampler(g, model, pos, neg, mode, steps=50, cfg=4.0, log2_alpha=5.0, col=2, rgb_dn=1.0, depth_dn=1.0, row=0):
+def sampler(g, model, pos, neg, mode, steps=50, cfg=4.0, log2_alpha=5.0, col=2, rgb_dn=1.0, depth_dn=1.0, row=0,
+            feather=0):
     s = g.add("MofoScheduler", [steps, mode, 1.1, log2_alpha, rgb_dn, depth_dn], col, row)
-    k = g.add("MofoSampler", [cfg, -1.0, 0, "fixed", 512, 512, 1, "device (reference)", True], col, row + 1)
+    k = g.add("MofoSampler", [cfg, -1.0, 0, "fixed", 512, 512, 1, "device (reference)", True, feather], col, row + 1)
     g.link(model, "model", k, "model")
     g.link(pos, "CONDITIONING", k, "positive")
     g.link(neg, "CONDITIONING", k, "negative")
@@ -265,7 +109,7 @@ def text_to_rgbd():
     g.group("4. Outputs: image, 16-bit depth, point cloud", [dec, save, dd, pv, sd, pc, p3], BROWN)
     note(g, "Text -> RGB + depth + point cloud: each modality walks its own noise schedule. `log2_alpha` 5 lets "
             "the RGB settle first (cleaner depth); 0 denoises both together.")
-    g.write("mofo_text_to_rgbd_pointcloud.json", "Modality Forcing: text -> RGB + depth + point cloud")
+    write_wf(g, "mofo_text_to_rgbd_pointcloud.json", "Modality Forcing: text -> RGB + depth + point cloud")
 
 
 def image_to_depth():
@@ -292,7 +136,7 @@ def image_to_depth():
     g.group("4. Depth at the input's size (EXR) + point cloud", [dd, pv, sd, pc, p3], BROWN)
     note(g, "Image -> depth. Load any photo; the depth comes back at its size. The prompt may stay empty (the "
             "reference demo clears it).")
-    g.write("mofo_image_to_depth_pointcloud.json", "Modality Forcing: image -> depth (any aspect) -> point cloud")
+    write_wf(g, "mofo_image_to_depth_pointcloud.json", "Modality Forcing: image -> depth (any aspect) -> point cloud")
 
 
 def depth_to_image():
@@ -315,7 +159,7 @@ def depth_to_image():
     g.group("4. Output", [dec, save], BROWN)
     note(g, f"Depth -> image. `{DEPTH_EXAMPLE.name}` is an example (the pack puts it in `input/`); any depth "
             "node's image works (most are disparity: near is bright). Mofo Depth Encode's `robust` ignores holes.")
-    g.write("mofo_depth_to_image.json", "Modality Forcing: depth -> image")
+    write_wf(g, "mofo_depth_to_image.json", "Modality Forcing: depth -> image")
 
 
 def depth_controlnet():
@@ -354,7 +198,7 @@ def depth_controlnet():
     note(g, "Plus, for the second model: `v1-5-pruned-emaonly-fp16.safetensors` in `models/checkpoints/` and "
             "`control_v11f1p_sd15_depth_fp16.safetensors` in `models/controlnet/`. Any depth ControlNet takes "
             "Mofo's depth image (near = white).")
-    g.write("mofo_depth_to_controlnet.json", "Modality Forcing depth image -> Apply ControlNet on another model")
+    write_wf(g, "mofo_depth_to_controlnet.json", "Modality Forcing depth image -> Apply ControlNet on another model")
 
 
 def depth_guided_edit():
@@ -385,51 +229,152 @@ def depth_guided_edit():
     note(g, "Depth-guided edit: the first sampler estimates depth; the second re-noises the RGB to 60 % "
             "(`rgb_denoise`) while the depth stays clean (`depth_denoise` 0), so the layout holds while the look "
             "changes.")
-    g.write("mofo_depth_guided_edit.json", "Modality Forcing: partial-noise RGB edit guided by held-clean depth")
+    write_wf(g, "mofo_depth_guided_edit.json", "Modality Forcing: partial-noise RGB edit guided by held-clean depth")
+
+
+# -- masked editing: a noise level per modality and per region (rgb_mask / depth_mask on Mofo Sampler) ----------
+def photo_and_depth(g, m, n, v, image, crop, title="Photo + mask (transparent = regenerate)"):
+    """LoadImage -> ImageScale -> VAEEncode, and image -> depth on it (empty prompt, cfg 1): the kept latents."""
+    li = g.add("LoadImage", [image, "image"], 2, 0, title=title)
+    sc = g.add("ImageScale", ["area", 512, 512, crop], 2, 1)
+    g.link(li, "IMAGE", sc, "image")
+    enc = g.add("VAEEncode", [], 2, 2)
+    g.link(sc, "IMAGE", enc, "pixels")
+    g.link(v, "VAE", enc, "vae")
+    s1, k1 = sampler(g, m, n, n, "i2d", cfg=1.0, col=3)
+    g.link(enc, "LATENT", k1, "rgb_latent")
+    g.group("3. The photo and its depth (image -> depth)", [li, sc, enc, s1, k1], PURPLE)
+    return li, sc, enc, k1
+
+
+def edit_outputs(g, k, v, col, name, rgb=True):
+    ids = []
+    if rgb:
+        dec = g.add("VAEDecode", [], col, 0)
+        g.link(k, "rgb_latent", dec, "samples")
+        g.link(v, "VAE", dec, "vae")
+        save = g.add("SaveImage", [f"mofo/{name}"], col + 1, 0)
+        g.link(dec, "IMAGE", save, "images")
+        ids += [dec, save]
+    dd = g.add("MofoDepthDecode", ["grey"], col, 1)
+    g.link(k, "depth_latent", dd, "depth_latent")
+    pv = g.add("PreviewImage", [], col + 1, 1, title="Depth (near = white)")
+    g.link(dd, "depth_image", pv, "images")
+    sd = g.add("MofoSaveDepth", [f"mofo/{name}_depth", "png16"], col, 2)
+    g.link(dd, "depth", sd, "depth")
+    g.group("5. Output", ids + [dd, pv, sd], BROWN)
+
+
+MASK_NOTE = ("Mofo Sampler keeps each latent exactly where its mask is 0 (re-noised to the current step with the "
+             "same noise, the standard latent-blend inpainting) and regenerates where it is 1; `mask_feather` "
+             "softens the edge. Paint your own mask in LoadImage's mask editor (right click > Open in MaskEditor).")
+
+
+def edit_inpaint():
+    g = Graph()
+    m, c, v = models(g)
+    p, n = prompts(g, c, "a large green potted plant standing on the floor")
+    li, sc, enc, k1 = photo_and_depth(g, m, n, v, EDIT_EXAMPLE.name, "disabled")
+    s2, k2 = sampler(g, m, p, n, "joint", col=4, feather=16)
+    for src, out, dst in ((enc, "LATENT", "rgb_latent"), (k1, "depth_latent", "depth_latent"),
+                          (li, "MASK", "rgb_mask"), (li, "MASK", "depth_mask")):
+        g.link(src, out, k2, dst)
+    g.group("4. Inpaint RGB + depth inside the mask", [s2, k2], GREEN)
+    edit_outputs(g, k2, v, 5, "inpaint")
+    note(g, "Inpaint: replace what the mask covers (here the ball) and regenerate its depth in the same region, "
+            "so the new object's geometry fits the room. " + MASK_NOTE)
+    write_wf(g, "mofo_edit_inpaint.json", "Modality Forcing: inpaint RGB + depth inside a mask")
+
+
+def edit_outpaint():
+    g = Graph()
+    m, c, v = models(g)
+    p, n = prompts(g, c, "a wide view of the same scene, continuing naturally on both sides")
+    li = g.add("LoadImage", ["example.png", "image"], 2, 0)
+    sc = g.add("ImageScale", ["area", 512, 512, "center"], 2, 1)
+    g.link(li, "IMAGE", sc, "image")
+    pad = g.add("ImagePadForOutpaint", [128, 0, 128, 0, 40], 2, 2)
+    g.link(sc, "IMAGE", pad, "image")
+    enc = g.add("VAEEncode", [], 2, 3)
+    g.link(pad, "IMAGE", enc, "pixels")
+    g.link(v, "VAE", enc, "vae")
+    s1, k1 = sampler(g, m, n, n, "i2d", cfg=1.0, col=3)
+    g.link(enc, "LATENT", k1, "rgb_latent")
+    g.group("3. The photo on a wider canvas (512 -> 768 x 512) and its depth", [li, sc, pad, enc, s1, k1], PURPLE)
+    s2, k2 = sampler(g, m, p, n, "joint", col=4)
+    for src, out, dst in ((enc, "LATENT", "rgb_latent"), (k1, "depth_latent", "depth_latent"),
+                          (pad, "MASK", "rgb_mask"), (pad, "MASK", "depth_mask")):
+        g.link(src, out, k2, dst)
+    g.group("4. Outpaint RGB + depth in the new area", [s2, k2], GREEN)
+    edit_outputs(g, k2, v, 5, "outpaint")
+    note(g, "Outpaint: Pad Image for Outpainting adds 128 px left and right and masks the new area (`feathering` "
+            "reaches into the photo for a soft seam); RGB and depth are generated there, continuing the scene. "
+            + MASK_NOTE)
+    write_wf(g, "mofo_edit_outpaint.json", "Modality Forcing: outpaint RGB + depth onto a wider canvas")
+
+
+def edit_restyle():
+    g = Graph()
+    m, c, v = models(g)
+    p, n = prompts(g, c, "the same room as a watercolor painting, soft pastel light")
+    li, sc, enc, k1 = photo_and_depth(g, m, n, v, EDIT_EXAMPLE.name, "disabled")
+    inv = g.add("InvertMask", [], 4, 0)
+    g.link(li, "MASK", inv, "mask")
+    s2, k2 = sampler(g, m, p, n, "d2i", col=4, row=1)
+    for src, out, dst in ((enc, "LATENT", "rgb_latent"), (k1, "depth_latent", "depth_latent"),
+                          (inv, "MASK", "rgb_mask")):
+        g.link(src, out, k2, dst)
+    g.group("4. Restyle: depth held clean, RGB regenerated outside the ball", [inv, s2, k2], GREEN)
+    edit_outputs(g, k2, v, 5, "restyle")
+    note(g, "Geometry-locked restyle: the depth stays clean everywhere (scheduler mode d2i) and the RGB is "
+            "regenerated where the mask is 1 (here everything but the ball: Invert Mask). Disconnect rgb_mask to "
+            "restyle the whole picture; lower `rgb_denoise` to keep more of the old look. " + MASK_NOTE)
+    write_wf(g, "mofo_edit_restyle.json", "Modality Forcing: geometry-locked restyle (depth held, RGB regenerated)")
+
+
+def edit_depth_fix():
+    g = Graph()
+    m, c, v = models(g)
+    p, n = prompts(g, c, "")
+    li = g.add("LoadImage", [EDIT_EXAMPLE.name, "image"], 2, 0, title="Photo + mask of the bad depth")
+    sc = g.add("ImageScale", ["area", 512, 512, "disabled"], 2, 1)
+    g.link(li, "IMAGE", sc, "image")
+    enc = g.add("VAEEncode", [], 2, 2)
+    g.link(sc, "IMAGE", enc, "pixels")
+    g.link(v, "VAE", enc, "vae")
+    ld = g.add("LoadImage", [DEPTH_EXAMPLE.name, "image"], 3, 0, title="Depth to fix (near = bright)")
+    sd = g.add("ImageScale", ["bilinear", 512, 512, "disabled"], 3, 1)
+    g.link(ld, "IMAGE", sd, "image")
+    de = g.add("MofoDepthEncode", [True, True], 3, 2)
+    g.link(sd, "IMAGE", de, "depth_image")
+    g.group("3. Photo, its depth map and the mask", [li, sc, enc, ld, sd, de], PURPLE)
+    s, k = sampler(g, m, p, n, "i2d", cfg=1.0, col=4)
+    for src, out, dst in ((enc, "LATENT", "rgb_latent"), (de, "depth_latent", "depth_latent"),
+                          (li, "MASK", "depth_mask")):
+        g.link(src, out, k, dst)
+    g.group("4. Depth fix-up: RGB held, depth regenerated inside the mask", [s, k], GREEN)
+    edit_outputs(g, k, v, 5, "depth_fix", rgb=False)
+    note(g, "Depth fix-up: the photo stays clean (mode i2d) and the depth map is kept except where the mask marks "
+            "a bad region (holes, a sensor's flying pixels, a wrong object), which is regenerated from the photo. "
+            + MASK_NOTE)
+    write_wf(g, "mofo_edit_depth_fix.json", "Modality Forcing: fix a depth map inside a mask (RGB held)")
 
 
 def write_depth_example(path: Path = DEPTH_EXAMPLE, size: int = 512) -> None:
-    """A synthetic depth map of a room (floor, ceiling, walls, back wall, a table and a ball), ray-cast from a
-    pinhole camera; stored as 8-bit disparity (near = bright), as most depth nodes write it."""
-    import numpy as np
-    from PIL import Image
+    example_scene.write_depth_example(path, size)
 
-    f = 0.5 * size / np.tan(np.radians(65.0) / 2)
-    v, u = np.mgrid[0:size, 0:size] + 0.5
-    d = np.stack([(u - size / 2) / f, -(v - size / 2) / f, -np.ones_like(u)], -1)  # rays, camera at 1.5 m
-    z = np.full(u.shape, np.inf)
 
-    def plane(axis, value, lo=None, hi=None):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = (value - (1.5 if axis == 1 else 0.0)) / d[..., axis]
-        p = d * t[..., None] + np.array([0, 1.5, 0])
-        ok = t > 0
-        for ax, (a, b) in (lo or {}).items():
-            ok &= (p[..., ax] >= a) & (p[..., ax] <= b)
-        np.minimum(z, np.where(ok, t, np.inf), out=z)
+def write_edit_example(path: Path = EDIT_EXAMPLE, size: int = 512) -> None:
+    example_scene.write_edit_example(path, size)
 
-    plane(1, 0.0)  # floor
-    plane(1, 2.8)  # ceiling
-    plane(0, -2.2)  # left wall
-    plane(0, 2.4)  # right wall
-    plane(2, -6.0)  # back wall
-    plane(1, 0.75, {0: (-1.6, -0.2), 2: (-3.6, -2.4)})  # table top
-    plane(2, -2.4, {0: (-1.6, -0.2), 1: (0.0, 0.75)})  # table front
-    c, r = np.array([1.0, 0.45, -3.0]), 0.45  # ball on the floor
-    o = np.array([0, 1.5, 0]) - c
-    b = (d * o).sum(-1)
-    disc = b**2 - (d * d).sum(-1) * ((o * o).sum() - r * r)
-    t = (-b - np.sqrt(np.maximum(disc, 0))) / (d * d).sum(-1)
-    np.minimum(z, np.where((disc > 0) & (t > 0), t, np.inf), out=z)
-    disp = 1.0 / z
-    img = (255 * (disp - disp.min()) / (disp.max() - disp.min())).round().astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(img, "L").save(path, optimize=True)
 
+WORKFLOW_MAKERS = (text_to_rgbd, image_to_depth, depth_to_image, depth_controlnet, depth_guided_edit, edit_inpaint,
+                   edit_outpaint, edit_restyle, edit_depth_fix)
 
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
-    for make in (text_to_rgbd, image_to_depth, depth_to_image, depth_controlnet, depth_guided_edit):
+    for make in WORKFLOW_MAKERS:
         make()
     write_depth_example()
+    write_edit_example()
     print("wrote", sorted(p.name for p in OUT.glob("*.json")))

@@ -81,6 +81,7 @@ def make_io(with_file3d: bool):
         ("Combo", "COMBO", True),
         ("Image", "IMAGE", False),
         ("Latent", "LATENT", False),
+        ("Mask", "MASK", False),
         ("Conditioning", "CONDITIONING", False),
         ("Sigmas", "SIGMAS", False),
         ("Clip", "CLIP", False),

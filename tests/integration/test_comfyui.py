@@ -37,7 +37,8 @@ DOCUMENTED = {  # node -> inputs documented in the README
     "MofoTextEncoderLoader": {"folder", "dtype"},
     "MofoScheduler": {"steps", "mode", "mu", "log2_alpha", "rgb_denoise", "depth_denoise"},
     "MofoSampler": {"model", "positive", "negative", "rgb_sigmas", "depth_sigmas", "cfg", "depth_cfg", "seed", "width",
-                    "height", "batch_size", "noise", "batch_cfg", "rgb_latent", "depth_latent"},
+                    "height", "batch_size", "noise", "batch_cfg", "mask_feather", "rgb_latent", "depth_latent",
+                    "rgb_mask", "depth_mask"},
     "MofoDepthDecode": {"depth_latent", "colormap", "fit"},
     "MofoDepthEncode": {"depth", "depth_image", "near_is_bright", "robust"},
     "MofoFitImage": {"image", "width", "height", "mode"},
@@ -165,3 +166,16 @@ def test_every_weight_mode_loads_and_samples(server, weight_dtype):
     assert im.shape[:2] == (32, 32) and im.std() > 0  # a depth picture, not a flat (NaN-cleared) image
     if server.lazy_layers:
         assert ch.LAZY_LAYERS_MARK in server.log()
+
+
+def test_mask_of_another_size_is_resized_with_a_note_in_the_node(server):
+    """The inpaint workflow's mask is the 512 x 512 photo's; the test scales the photo to 64 x 64, so the sampler
+    resizes the mask and says so in its UI output (and the log)."""
+    prompt = _prompt(server, ch.ROOT / "workflows" / "mofo_edit_inpaint.json")
+    for node in prompt.values():
+        if node["class_type"] == "MofoSampler":
+            node["inputs"]["seed"] = 12345  # not cached from the workflow run
+    outputs = server.run_prompt(prompt)["outputs"]
+    notes = [t for o in outputs.values() for t in o.get("text", [])]
+    assert notes and all("rgb_mask is 512x512 but the image is 64x64" in t or "depth_mask" in t for t in notes)
+    assert "resized to fit" in server.log()
