@@ -148,9 +148,11 @@ def main() -> int:
         "finite": bool(torch.isfinite(rgb["samples"]).all() and torch.isfinite(depth["samples"]).all()),
         "loaded_weight_gib": round(model.patcher.loaded_size() / 2**30, 2),
     }
-    torch.save(
-        {"rgb": rgb["samples"], "depth": depth["samples"]},
-        Path(a.out) / f"out_{a.mode}_{a.weight_dtype}_{int(a.reserve_gib)}{'_c' if a.compile else ''}.pt",
+    from safetensors.torch import save_file  # no pickle, also for bench outputs
+
+    save_file(
+        {"rgb": rgb["samples"].contiguous().cpu(), "depth": depth["samples"].contiguous().cpu()},
+        str(Path(a.out) / f"out_{a.mode}_{a.weight_dtype}_{int(a.reserve_gib)}{'_c' if a.compile else ''}.safetensors"),
     )
     print(json.dumps(out))
     return 0
