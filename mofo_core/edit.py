@@ -30,6 +30,7 @@ from .config import LATENT_COMPRESSION
 from .depth_codec import decode_depth, encode_depth
 from .fit import resize_depth, resize_image, size_for
 from .masks import check_mask, fit_mask, resize_mask
+from .pipeline import check_finite, check_guidance
 from .sampling import StepCallback, sample
 from .schedules import schedule
 
@@ -90,6 +91,7 @@ class EditParams:
             raise ValueError("steps and batch must be at least 1")
         if len(self.pad) != 4 or any(p < 0 or p % LATENT_COMPRESSION for p in self.pad):
             raise ValueError(f"pad (top, bottom, left, right) must be multiples of 16 pixels, got {self.pad}")
+        check_guidance(self.cfg, self.depth_cfg, self.log2_alpha, self.seed)
         if self.task == "outpaint":
             if not any(self.pad):
                 raise ValueError("outpaint needs a pad: how many pixels to add (e.g. --pad-right 256)")
@@ -213,6 +215,7 @@ def run_edit(
                                 mask_feather=p.feather, callback=callback, **kw)
 
     # 5. decode
+    check_finite(rgb_tok, depth_tok)
     rgb_latent = tokens_to_latent(rgb_tok, h, w)
     out_rgb = to_uint8(pipe.autoencoder(encoder=False).decode(rgb_latent.float()))
     meta = pipe._metadata(p, image, depth)

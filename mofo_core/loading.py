@@ -180,6 +180,21 @@ def _resolve(source) -> tuple[Path | None, Mapping | None]:
     return path, config_json
 
 
+def check_dit_file(source: str | os.PathLike, config_json: Mapping | None = None) -> DiTConfig:
+    """What `load_dit` checks before reading tensor data (header, config.json, keys, shapes, dtypes), alone:
+    cheap, so a caller can refuse a bad file before loading anything else. Returns the inferred config."""
+    path, found_json = _resolve(source)
+    config_json = config_json if config_json is not None else found_json
+    header = read_header(path)
+    prefix = _strip_prefix(list(header.shapes))
+    bare = {k[len(prefix) :]: s for k, s in header.shapes.items()}
+    cfg = infer_config(bare, config_json)
+    _check_variant(cfg, config_json)
+    check_keys(dit_shapes(cfg), bare, f"checkpoint does not match a {cfg.variant} DiT")
+    check_dtypes(header, "a Modality Forcing DiT")
+    return cfg
+
+
 def dit_shapes(cfg: DiTConfig) -> dict[str, tuple[int, ...]]:
     """The tensors a DiT of this architecture holds (meta skeleton of plain torch layers; see `checkpoint`)."""
     return expected_shapes(lambda: MofoDiT(cfg, operations=torch_ops))

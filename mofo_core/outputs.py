@@ -4,16 +4,20 @@ Files (suffix `_{i}` per batch element when batch > 1): rgb.png, depth.npy (floa
 (16-bit, scale in metadata and the PNG), depth.exr (float), depth_magma.png (disparity colormap, near =
 bright), cloud.ply, cloud.glb, metadata.json. Everything is written into a hidden temporary folder that is
 renamed into place at the end, so an error or an interruption leaves no partial run, and an existing run
-is never overwritten. The folder is named `{YYYYmmdd_HHMMSS}_{mode}_{prompt slug}` as in the reference.
+is never overwritten (two runs finishing together with one name get `name` and `name_2`). The folder is
+named `{YYYYmmdd_HHMMSS}_{mode}_{prompt slug}` as in the reference.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import logging
+import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +33,54 @@ def slug(prompt: str, n: int = 48) -> str:
     return re.sub(r"[^a-z0-9]+", "_", prompt.lower()).strip("_")[:n]
 
 
+def run_name(mode: str, prompt: str) -> str:
+    """`{YYYYmmdd_HHMMSS}_{mode}_{prompt slug}` (the reference's run folder name)."""
+    return f"{_dt.datetime.now().strftime('%Y%m%d_%H%M%S')}_{mode}" + (f"_{slug(prompt)}" if slug(prompt) else "")
+
+
 def new_run_dir(root: str | Path, mode: str, prompt: str) -> Path:
-    """A fresh, not yet existing folder name under root (a counter is added on a clash)."""
+    """A not yet existing folder name under root (a counter is added on a clash). Only a hint: `claim_run_dir`
+    is what takes a name atomically."""
     root = Path(root)
-    base = f"{_dt.datetime.now().strftime('%Y%m%d_%H%M%S')}_{mode}" + (f"_{slug(prompt)}" if slug(prompt) else "")
+    base = run_name(mode, prompt)
     cand, i = root / base, 2
     while cand.exists():
         cand, i = root / f"{base}_{i}", i + 1
     return cand
+
+
+def claim_run_dir(tmp: Path, root: Path, base: str) -> Path:
+    """Rename the finished folder tmp to root/base (or base_2, base_3, ... on a clash) atomically; returns it.
+
+    rename(2) of a folder onto an existing non-empty folder fails (EEXIST / ENOTEMPTY), so of two runs finishing
+    at once with the same name each gets its own folder; nothing is overwritten. An existing empty folder of that
+    name is taken over (it holds nothing to lose)."""
+    for i in range(1, 10_000):
+        cand = root / (base if i == 1 else f"{base}_{i}")
+        if cand.exists() and (not cand.is_dir() or any(cand.iterdir())):
+            continue
+        try:
+            os.rename(tmp, cand)
+            return cand
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+                raise
+    raise FileExistsError(f"{root} already holds 10000 runs named {base}*; choose another --output-dir")
+
+
+def check_output_dir(root: str | Path) -> Path:
+    """Create root if needed and prove a file can be written there (cheap; call before loading weights)."""
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".mofo_probe_", dir=root)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(
+            f"cannot write to the output folder {root} ({e.strerror or e}); choose a writable --output-dir"
+        ) from e
+    return root
 
 
 def save_run(
@@ -51,9 +95,10 @@ def save_run(
 ) -> dict[str, Path]:
     """Write `result` (a `GenerationResult`) under a new folder of root; returns {name: path}."""
     meta = dict(result.metadata)
-    run = new_run_dir(root, meta.get("mode", "run"), meta.get("prompt", ""))
-    tmp = run.parent / f".{run.name}.partial"
-    tmp.mkdir(parents=True)
+    root = Path(root)
+    base = run_name(meta.get("mode", "run"), meta.get("prompt", ""))
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{base}.", suffix=".partial", dir=root))  # unique per process
     written: dict[str, Path] = {}
     try:
         from PIL import Image
@@ -83,7 +128,7 @@ def save_run(
                                  "axes": "glTF: +X right, +Y up, camera at origin looking down -Z"},
                     depth_note="relative depth (positive = farther); invalid pixels are <= 0 or non-finite")
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=_jsonable))
-        tmp.rename(run)
+        run = claim_run_dir(tmp, root, base)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

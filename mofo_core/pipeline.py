@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -26,7 +27,14 @@ from .fit import fit_image, nearest_depth, size_for, unfit_depth
 from .sampling import StepCallback, sample
 from .schedules import Mode, schedule
 from .text_encoder import DEFAULT_TEXT_ENCODER, QwenTextEmbedder
-from .weights import AE_FILES, DIT_FILES, RELEASE_REPO, resolve_model_files, resolve_text_encoder
+from .weights import (
+    AE_FILES,
+    DIT_FILES,
+    RELEASE_REPO,
+    WeightsNotFoundError,
+    resolve_model_files,
+    resolve_text_encoder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +92,35 @@ class GenerateParams:
             raise ValueError("steps and batch must be at least 1")
         if self.mode == "joint" and not self.prompt.strip():
             raise ValueError("text -> RGB + depth needs a prompt describing the scene (the prompt is empty)")
+        check_guidance(self.cfg, self.depth_cfg, self.log2_alpha, self.seed)
+
+
+def check_finite(rgb_tok: Tensor, depth_tok: Tensor) -> None:
+    """A generation with NaN / inf latents is an error, never a black image saved as success."""
+    bad = [name for name, t in (("RGB", rgb_tok), ("depth", depth_tok)) if not bool(torch.isfinite(t).all())]
+    if bad:
+        raise FloatingPointError(
+            f"the {' and '.join(bad)} latents came out non-finite (NaN / inf), nothing was saved: the checkpoint "
+            "may hold NaN weights (re-download it) or the dtype overflowed (try --dtype bf16 or fp32)"
+        )
+
+
+MAX_LOG2_ALPHA = 64.0  # |log2 alpha| beyond this makes the tilt a step function (and 2**1024 overflows)
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes 64 bits
+
+
+def check_guidance(cfg, depth_cfg, log2_alpha, seed) -> None:
+    """Refuse non-finite guidance, an out-of-range tilt and a seed torch cannot take (before any weights load)."""
+    for name, flag, v in (("cfg", "--cfg-scale", cfg), ("depth_cfg", "--depth-cfg", depth_cfg)):
+        if v is not None and not math.isfinite(v):
+            raise ValueError(f"{name} (CLI {flag}) must be a finite number, got {v}; the default is 4.0 (1.0 for i2d)")
+    if log2_alpha is not None and not (math.isfinite(log2_alpha) and abs(log2_alpha) <= MAX_LOG2_ALPHA):
+        raise ValueError(
+            f"log2_alpha (CLI --log2-alpha) must be a finite number in [-{MAX_LOG2_ALPHA:g}, {MAX_LOG2_ALPHA:g}], "
+            f"got {log2_alpha}; the default is 5"
+        )
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"seed (CLI --seed) must be in [0, 2**64 - 1], got {seed}")
 
 
 @dataclass
@@ -109,6 +146,19 @@ class ModelFiles:
 def to_uint8(images: Tensor) -> np.ndarray:
     """IMAGE (B, H, W, 3) float in [0, 1] -> uint8 (B, H, W, 3) numpy, rounded."""
     return (images.float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
+def check_files(files: ModelFiles) -> None:
+    """Every file's header, config and tensor names / shapes / dtypes, without loading weights (a few ms per file):
+    a bad text encoder or autoencoder is refused before the DiT's 24 GB load, and the other way round."""
+    from .autoencoder import _split_file
+    from .loading import check_dit_file, read_config_json
+    from .text_encoder import check_text_encoder_files
+
+    check_dit_file(files.dit, read_config_json(files.config_json) if files.config_json else None)
+    _split_file(files.ae_encoder, "encoder")
+    _split_file(files.ae_decoder, "decoder")
+    check_text_encoder_files(files.text_encoder)
 
 
 class MofoPipeline:
@@ -154,10 +204,19 @@ class MofoPipeline:
         **kwargs,
     ) -> MofoPipeline:
         """model: a folder with the release files or a repo id; text_encoder: a Qwen3-8B folder or repo id."""
-        found = resolve_model_files(
-            model, DIT_FILES[1:] + AE_FILES, offline=offline, cache_dir=cache_dir, optional=("config.json",)
-        )
-        te = resolve_text_encoder(text_encoder, offline=offline, cache_dir=cache_dir)
+        errors = []  # every missing file in one message: DiT, autoencoder and text encoder
+        try:
+            found = resolve_model_files(
+                model, DIT_FILES[1:] + AE_FILES, offline=offline, cache_dir=cache_dir, optional=("config.json",)
+            )
+        except WeightsNotFoundError as e:
+            errors.append(f"model (CLI --model, or model=): {e}")
+        try:
+            te = resolve_text_encoder(text_encoder, offline=offline, cache_dir=cache_dir)
+        except WeightsNotFoundError as e:
+            errors.append(f"text encoder (CLI --text-encoder, or text_encoder=): {e}")
+        if errors:
+            raise WeightsNotFoundError("missing weights:\n  " + "\n  ".join(errors))
         files = ModelFiles(
             dit=found["model.safetensors"],
             ae_encoder=found["ae_encoder.safetensors"],
@@ -167,17 +226,17 @@ class MofoPipeline:
             model_spec=str(model),
             text_encoder_spec=str(text_encoder),
         )
+        check_files(files)
         return cls(files, **kwargs)
 
     # -- components -------------------------------------------------------------------------------------
     @property
     def dit(self):
         if self._dit is None:
-            import json
 
-            from .loading import load_dit
+            from .loading import load_dit, read_config_json
 
-            cfg = json.loads(self.files.config_json.read_text()) if self.files.config_json else None
+            cfg = read_config_json(self.files.config_json) if self.files.config_json else None
             self._dit = load_dit(self.files.dit, device=self.device, dtype=self.dtype, config_json=cfg, fp8=self.fp8)
             from .perf import compile_blocks, set_attention
 
@@ -301,6 +360,7 @@ class MofoPipeline:
             self._dit = None
             gc.collect()
             torch.cuda.empty_cache()
+        check_finite(rgb_tok, depth_tok)
         rgb_latent = tokens_to_latent(rgb_tok, h, w)
         depth_map = decode_depth(depth_tok, h, w).cpu().numpy()  # (B, H, W)
         if p.mode == "i2d":

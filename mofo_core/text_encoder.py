@@ -12,6 +12,7 @@ only when an embedder is built.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .checkpoint import CheckpointError, check_dtypes, check_keys, expected_shapes, read_header
 from .config import TEXT_TOKENS
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,56 @@ DEFAULT_TEXT_ENCODER = "Qwen/Qwen3-8B"
 
 class PromptTooLongError(ValueError):
     """A prompt does not fit the 512-token window the model was trained with."""
+
+
+_CONFIG_INTS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
+_FIX = "download the text encoder again (Qwen/Qwen3-8B) or pass another folder with --text-encoder"
+
+
+def check_text_encoder_files(path: str | Path, *, output_layers: Sequence[int] = OUTPUT_LAYERS):
+    """Check a Qwen3 folder without loading weights; returns its transformers config (num_hidden_layers cut to
+    the layers used). Every problem is a `CheckpointError` naming the file: config.json unreadable or not Qwen3,
+    no `*.safetensors` (pickle `.bin` weights are never loaded), a truncated / malformed safetensors header,
+    tensors of a non-float dtype, missing or mis-shaped tensors for the layers used."""
+    path = Path(path)
+    cfg_path = path / "config.json"
+    # 1. config.json: a JSON object naming a Qwen model with enough layers
+    try:
+        doc = json.loads(cfg_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{cfg_path}: not a readable JSON file ({e}); {_FIX}") from e
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{cfg_path}: expected a JSON object, got a {type(doc).__name__}; {_FIX}")
+    if doc.get("model_type") not in ("qwen3", "qwen2", "qwen3_moe"):
+        raise CheckpointError(f"{cfg_path}: model_type {doc.get('model_type')!r}; the text encoder must be Qwen3-8B")
+    bad = [k for k in _CONFIG_INTS if isinstance(doc.get(k), bool) or not isinstance(doc.get(k), int) or doc[k] < 1]
+    if bad:
+        raise CheckpointError(f"{cfg_path}: {', '.join(bad)} must be positive integers; {_FIX}")
+    keep = max(output_layers)
+    if doc["num_hidden_layers"] < keep:
+        raise CheckpointError(f"{cfg_path}: {doc['num_hidden_layers']} layers, but hidden state {keep} is needed")
+    # 2. safetensors only; every header bounded and valid, float tensors only
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise CheckpointError(
+            f"{path} holds no *.safetensors weights (only safetensors are loaded; pickle files such as "
+            f"pytorch_model.bin are refused); {_FIX}"
+        )
+    found: dict[str, tuple[int, ...]] = {}
+    for f in files:
+        header = read_header(f, fix=_FIX)
+        check_dtypes(header, "the Qwen3 text encoder")
+        found.update({k.removeprefix("model."): v for k, v in header.shapes.items()})
+    # 3. the tensors of the layers used, against a meta skeleton of the configured model
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        config = AutoConfig.from_pretrained(str(path), num_hidden_layers=keep)
+        expected = expected_shapes(lambda: AutoModel.from_config(config))
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # transformers' errors on odd config values
+        raise CheckpointError(f"{cfg_path}: transformers cannot build a model from it ({e}); {_FIX}") from e
+    check_keys(expected, {k: v for k, v in found.items() if k in expected}, f"{path} (text encoder weights)")
+    return config
 
 
 class QwenTextEmbedder:
@@ -50,17 +102,13 @@ class QwenTextEmbedder:
         output_layers: Sequence[int] = OUTPUT_LAYERS,
     ) -> QwenTextEmbedder:
         """Load from a local directory (resolve repo ids first with `mofo_core.weights`)."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoModel, AutoTokenizer
 
         path = Path(path)
+        config = check_text_encoder_files(path, output_layers=output_layers)  # cheap; before any weights load
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        config = AutoConfig.from_pretrained(str(path))
-        if getattr(config, "model_type", "") not in ("qwen3", "qwen2", "qwen3_moe"):
-            raise ValueError(f"{path} holds a {config.model_type!r} model; the text encoder must be Qwen3-8B")
         keep = max(output_layers)
-        if config.num_hidden_layers < keep:
-            raise ValueError(f"{path}: {config.num_hidden_layers} layers, but hidden state {keep} is needed")
-        kwargs = dict(dtype=dtype, num_hidden_layers=keep)
+        kwargs = dict(config=config, dtype=dtype, use_safetensors=True)  # config: the first `keep` layers
         try:
             import accelerate  # noqa: F401  (lets transformers load straight onto the device)
 
@@ -71,16 +119,20 @@ class QwenTextEmbedder:
 
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # the unused layers 28+ and lm_head are skipped on purpose
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # one loading bar per shard, repeated per load: noise on the console
         try:
             model, info = AutoModel.from_pretrained(str(path), output_loading_info=True, **kwargs)
         finally:
             hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
         if info.get("missing_keys"):
             missing = sorted(info["missing_keys"])
             raise ValueError(f"{path}: text-encoder weights are missing {len(missing)} tensors ({missing[:5]} ...); "
                              "the files are incomplete or not Qwen3-8B")
         model = model.to(device).eval().requires_grad_(False)
-        log.info("text encoder %s: %d of %d layers loaded (%s)", path.name, keep, config.num_hidden_layers, dtype)
+        log.info("text encoder %s: %d layers loaded (%s)", path.name, keep, dtype)
         return cls(tokenizer, model, output_layers=output_layers)
 
     @classmethod

@@ -10,8 +10,11 @@ asked for explicitly.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlparse
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +32,42 @@ def _manual_hint(repo: str, files: Sequence[str], dest: Path | None = None) -> s
     if dest is not None:
         return (
             f"Download {', '.join(files)} from https://huggingface.co/{repo} by hand into {dest} "
-            f"(or, with internet: `huggingface-cli download {repo} --local-dir {dest}`)."
+            f"(or, with internet: `hf download {repo} --local-dir {dest}`)."
         )
     return (
         f"Put {', '.join(files)} from https://huggingface.co/{repo} into one folder and pass that folder "
-        f"instead of the repo id (or, with internet: `huggingface-cli download {repo} --local-dir FOLDER`)."
+        f"instead of the repo id (or, with internet: `hf download {repo} --local-dir FOLDER`)."
     )
+
+
+NETWORK_PROBE_TIMEOUT_S = 3.0
+
+
+def hub_reachable(timeout: float = NETWORK_PROBE_TIMEOUT_S) -> bool:
+    """Whether the Hugging Face endpoint accepts a TCP connection within `timeout` seconds.
+
+    One quick probe instead of the hub client's retries (~90 s of warnings with no network). With a proxy set
+    in the environment the probe cannot tell, so the hub is assumed reachable."""
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _hub_mode(offline: bool | None) -> tuple[bool, str]:
+    """(read the cache only, why) for a hub look-up."""
+    from huggingface_hub import constants
+
+    if offline or (offline is None and constants.HF_HUB_OFFLINE):
+        return True, "offline mode is on and they are not in the Hugging Face cache"
+    if not hub_reachable():
+        return True, "there is no network (the Hugging Face hub is unreachable) and they are not in its cache"
+    return False, "they could not be fetched"
 
 
 def _looks_local(spec: str) -> bool:
@@ -53,6 +86,18 @@ def resolve_model_files(
     """{filename: local path} for `files` (+ any of `optional` that exist) from a folder or a repo id."""
     if _looks_local(spec):
         root = Path(spec).expanduser()
+        if root.is_file() and root.suffix in (".safetensors", ".sft") and "model.safetensors" in files:
+            # a DiT file: the autoencoder files (and config.json) are looked for beside it
+            rest = [f for f in files if f != "model.safetensors"]
+            missing = [f for f in rest if not (root.parent / f).is_file()]
+            if missing:
+                raise WeightsNotFoundError(
+                    f"{root.parent} (the folder of the given DiT file) lacks {', '.join(missing)}. "
+                    f"{_manual_hint(RELEASE_REPO, missing)}"
+                )
+            found = {"model.safetensors": root, **{f: root.parent / f for f in rest}}
+            found.update({f: root.parent / f for f in optional if (root.parent / f).is_file()})
+            return found
         if not root.is_dir():
             raise WeightsNotFoundError(f"model folder {root} does not exist. {_manual_hint(RELEASE_REPO, files)}")
         missing = [f for f in files if not (root / f).is_file()]
@@ -62,14 +107,14 @@ def resolve_model_files(
         found.update({f: root / f for f in optional if (root / f).is_file()})
         return found
 
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    offline = constants.HF_HUB_OFFLINE if offline is None else offline
+    offline, why = _hub_mode(offline)
     found, missing = {}, []
     for f in list(files) + list(optional):
         try:
-            found[f] = Path(hf_hub_download(spec, f, cache_dir=cache_dir, local_files_only=bool(offline)))
+            found[f] = Path(hf_hub_download(spec, f, cache_dir=cache_dir, local_files_only=offline))
         except LocalEntryNotFoundError:
             if f in files:
                 missing.append(f)
@@ -79,9 +124,6 @@ def resolve_model_files(
                     f"could not download {f} from {spec}: {e}. {_manual_hint(spec, files)}"
                 ) from e
     if missing:
-        why = (
-            "offline mode is on and they are not in the Hugging Face cache" if offline else "they could not be fetched"
-        )
         raise WeightsNotFoundError(f"{', '.join(missing)} of {spec}: {why}. {_manual_hint(spec, files)}")
     return found
 
@@ -101,19 +143,19 @@ def resolve_text_encoder(
             )
         return root
 
-    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    offline = constants.HF_HUB_OFFLINE if offline is None else offline
+    offline, why = _hub_mode(offline)
     try:
         return Path(
             snapshot_download(
-                spec, allow_patterns=list(TEXT_ENCODER_PATTERNS), cache_dir=cache_dir, local_files_only=bool(offline)
+                spec, allow_patterns=list(TEXT_ENCODER_PATTERNS), cache_dir=cache_dir, local_files_only=offline
             )
         )
     except LocalEntryNotFoundError as e:
         raise WeightsNotFoundError(
-            f"text encoder {spec} is not in the Hugging Face cache and offline mode is on. "
+            f"text encoder {spec} (Qwen3-8B, ~16 GB): {why}. "
             f"{_manual_hint(spec, ['config.json', 'tokenizer files', '*.safetensors'])}"
         ) from e
     except Exception as e:

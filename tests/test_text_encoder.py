@@ -70,8 +70,67 @@ def test_wrong_model_type_and_incomplete_weights_are_errors(tmp_path):
     (d / "config.json").write_text(json.dumps(cfg))
     sd = load_file(d / "model.safetensors")
     save_file({k: v for k, v in sd.items() if "layers.3." not in k}, d / "model.safetensors")
-    with pytest.raises(ValueError, match="missing .* tensors"):
+    with pytest.raises(ValueError, match="11 missing keys: layers.3.input_layernorm"):
         QwenTextEmbedder.from_pretrained(d)
+
+
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        ("truncate", "truncated"),
+        ("bomb", "does not fit the file"),
+        ("misshape", "wrong shapes: embed_tokens.weight"),
+        ("int_weights", "dtype the Qwen3 text encoder cannot hold"),
+        ("config_list", "expected a JSON object"),
+        ("config_invalid", "not a readable JSON file"),
+        ("config_hidden", "hidden_size"),
+        ("pickle_only", "no \\*.safetensors weights"),
+    ],
+)
+def test_damaged_text_encoder_is_one_checkpoint_error_before_loading(tmp_path, damage, message):
+    from safetensors.torch import load_file, save_file
+
+    from mofo_core.checkpoint import CheckpointError
+    from mofo_core.text_encoder import check_text_encoder_files
+
+    d = tmp_path / "te"
+    shutil.copytree(FIXTURES / "tiny_qwen3", d)
+    st, cfg = d / "model.safetensors", d / "config.json"
+    if damage == "truncate":
+        st.write_bytes(st.read_bytes()[:-100])
+    elif damage == "bomb":
+        st.write_bytes((2**62).to_bytes(8, "little") + b"{}")  # a header "length" of 4 EiB
+    elif damage in ("misshape", "int_weights"):
+        sd = load_file(st)
+        key = next(k for k in sd if k.endswith("embed_tokens.weight"))
+        sd[key] = sd[key][:, :-1].contiguous() if damage == "misshape" else sd[key].to(torch.int32)
+        save_file(sd, st)
+    elif damage == "config_list":
+        cfg.write_text("[1, 2]")
+    elif damage == "config_invalid":
+        cfg.write_text("{not json")
+    elif damage == "config_hidden":
+        cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "hidden_size": "big"}))
+    elif damage == "pickle_only":
+        st.rename(d / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match=message):
+        check_text_encoder_files(d)
+
+
+def test_pickle_beside_safetensors_is_never_loaded(tmp_path, monkeypatch):
+    """transformers would prefer pytorch_model.bin in some versions; use_safetensors=True keeps to safetensors."""
+    d = tmp_path / "te"
+    shutil.copytree(FIXTURES / "tiny_qwen3", d)
+    (d / "pytorch_model.bin").write_bytes(b"not a pickle; loading it would fail loudly")
+    import pickle
+
+    def no_pickle(*a, **k):
+        raise AssertionError("a pickle was opened")
+
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    monkeypatch.setattr(torch, "load", no_pickle)
+    e = QwenTextEmbedder.from_pretrained(d, dtype=torch.float32)
+    assert e.encode("a cat").shape[1] == 512
 
 
 def test_bf16_default_is_close_to_fp32(embedder):
