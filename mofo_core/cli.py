@@ -7,23 +7,44 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import signal
 import sys
 from pathlib import Path
 
 DTYPES = ("bf16", "fp32", "fp16", "fp8")
+REFERENCE_MAX_POINTS = 1_200_000  # = pointcloud.REFERENCE_MAX_POINTS (not imported: --help stays numpy-free)
+
+
+PROMPT_HELP = {
+    "joint": "scene description (required)",
+    "i2d": "optional description of the image (the reference leaves it empty)",
+    "d2i": "description of the image to generate for the depth map",
+    "edit": "description of what to generate inside the mask",
+}
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default (but not the uninformative None / False ones)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default in ("", argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
-    p.add_argument("--prompt", default="", help="scene description (required for joint)")
-    p.add_argument("--model", default="bartduis/modality_forcing", help="folder with the release files, or a repo id")
+    p.add_argument("--prompt", default="", help=PROMPT_HELP[p.prog.split()[-1]])
+    p.add_argument("--model", default="bartduis/modality_forcing",
+                   help="folder with the release files, its model.safetensors (VAE files beside it), or a repo id")
     p.add_argument("--text-encoder", default="Qwen/Qwen3-8B", help="Qwen3-8B folder or repo id")
-    p.add_argument("--num-steps", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-steps", type=int, default=50, help="sampling steps")
+    p.add_argument("--seed", type=int, default=0, help="noise seed, 0 .. 2**64-1 (same seed, same result)")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu ... (default: cuda if available)")
     p.add_argument("--resolution", type=int, default=None, help="square size, a multiple of 16 (default 512)")
-    p.add_argument("--width", type=int, default=None)
-    p.add_argument("--height", type=int, default=None)
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--width", type=int, default=None, help="output width, a multiple of 16 (overrides --resolution)")
+    p.add_argument("--height", type=int, default=None, help="output height, a multiple of 16")
+    p.add_argument("--batch", type=int, default=1, help="images per run (seeds drawn in one batch)")
     p.add_argument(
         "--dtype",
         choices=DTYPES,
@@ -48,17 +69,19 @@ def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
         action="store_true",
         help="lower peak GPU memory: cond/uncond one after the other, DiT freed for the VAE decode",
     )
-    p.add_argument("--output-dir", default="./outputs")
+    p.add_argument("--output-dir", default="./outputs", help="runs are written to new folders here")
     p.add_argument("--cfg-scale", type=float, default=cfg_default, help="guidance for the RGB (and depth) head")
     p.add_argument("--depth-cfg", type=float, default=None, help="guidance for the depth head (default: --cfg-scale)")
     p.add_argument("--fov-deg", type=float, default=65.0, help="horizontal field of view for the point cloud")
     p.add_argument("--sor", action="store_true", help="statistical outlier removal on the point cloud")
+    p.add_argument("--max-points", type=int, default=REFERENCE_MAX_POINTS,
+                   help="point-cloud cap: a larger cloud is a random subset of this size (the reference's; 0: none)")
     p.add_argument("--edge-rtol", type=float, default=0.04, help="drop depth-edge pixels (0 disables)")
     p.add_argument(
         "--center",
         choices=("camera", "median"),
         default="camera",
-        help="camera at the origin (default) or median-centred cloud (the reference)",
+        help="camera at the origin, or the cloud median-centred (the reference)",
     )
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the DiT blocks (CUDA; ~20 s warm-up, ~12 s once cached)"
@@ -71,26 +94,32 @@ def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
     )
     p.add_argument("--truncate-prompt", action="store_true", help="cut prompts over 512 tokens (reference behaviour)")
     p.add_argument("--no-exr", action="store_true", help="skip depth.exr")
-    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--verbose", action="store_true", help="log what loads and where")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     ap = argparse.ArgumentParser(prog="python -m mofo_core", description="Modality Forcing: RGB + depth generation")
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
-    j = sub.add_parser("joint", help="text -> RGB + depth + point cloud")
+    j = sub.add_parser("joint", formatter_class=_Help, help="text -> RGB + depth + point cloud")
     _common(j, cfg_default=4.0)
     j.add_argument("--log2-alpha", type=float, default=5.0, help="depth/RGB tilt; > 0 resolves RGB first")
     j.add_argument("--refine-depth", action="store_true", help="second pass: image -> depth on the generated RGB")
-    i = sub.add_parser("i2d", help="image -> depth + point cloud (any aspect ratio)")
+    i = sub.add_parser("i2d", formatter_class=_Help, help="image -> depth + point cloud (any aspect ratio)")
     _common(i, cfg_default=1.0)
-    i.add_argument("--image", required=True)
-    i.add_argument("--fit", choices=("letterbox", "stretch"), default="letterbox")
-    d = sub.add_parser("d2i", help="depth -> image")
+    i.add_argument("--image", required=True, help="the photo (PNG, JPEG, WebP, TIFF ...)")
+    i.add_argument("--fit", choices=("letterbox", "stretch"), default="letterbox",
+                   help="how an image of another aspect is fitted to the generation size")
+
+    d = sub.add_parser("d2i", formatter_class=_Help, help="depth -> image")
     _common(d, cfg_default=4.0)
     d.add_argument("--depth", required=True, help=".npy, 16-bit PNG/TIFF or EXR depth map")
     d.add_argument("--disparity", action="store_true", help="the map is disparity (near = bright), not depth")
     d.add_argument("--robust-depth", action="store_true", help="normalise over valid pixels only (holes, zeros)")
-    e = sub.add_parser("edit", help="masked RGB-D editing: inpaint, outpaint, restyle, depth-fix")
+    e = sub.add_parser("edit", formatter_class=_Help,
+                       help="masked RGB-D editing: inpaint, outpaint, restyle, depth-fix")
     _common(e, cfg_default=None)
     e.add_argument("task", choices=("inpaint", "outpaint", "restyle", "depth-fix"))
     e.add_argument("--image", required=True, help="the photo to edit")
@@ -103,16 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     for side in ("top", "bottom", "left", "right"):
         e.add_argument(f"--pad-{side}", type=int, default=0, help=f"outpaint: pixels added at the {side}")
     e.add_argument("--rgb-denoise", type=float, default=1.0, help="< 1: change the RGB only part-way")
-    e.add_argument("--depth-denoise", type=float, default=1.0)
+    e.add_argument("--depth-denoise", type=float, default=1.0, help="< 1: change the depth only part-way")
     e.add_argument("--log2-alpha", type=float, default=5.0, help="RGB + depth regenerated: depth/RGB tilt")
     e.add_argument("--disparity", action="store_true", help="--depth is disparity (near = bright)")
     e.add_argument("--robust-depth", action="store_true", help="normalise --depth over valid pixels only")
-    demo = sub.add_parser("demo", help="offline end-to-end run on tiny RANDOM weights (writes every output file)")
+    demo = sub.add_parser("demo", formatter_class=_Help,
+                          help="offline end-to-end run on tiny RANDOM weights (writes every output file)")
     demo.add_argument("--output-dir", default="./mofo_outputs/demo")
     demo.add_argument(
         "--cache-dir", default=None, help="where the tiny random models are built (default ~/.cache/mofo)"
     )
-    demo.add_argument("--verbose", action="store_true")
+    demo.add_argument("--verbose", action="store_true", help="log what loads and where")
     return ap
 
 
@@ -122,18 +152,24 @@ def _size(a) -> tuple[int | None, int | None]:
     return a.height, a.width
 
 
-class _Progress:
-    """A step bar created at the first step (an error before sampling prints nothing but the error)."""
+PASS_LABELS = {"joint": ("RGB + depth", "depth refine"), "i2d": ("depth",), "d2i": ("RGB",)}
 
-    def __init__(self):
-        self.bar = None
+
+class _Progress:
+    """A labelled step bar per sampling pass, created at its first step (an error before sampling prints nothing
+    but the error)."""
+
+    def __init__(self, labels: tuple[str, ...] = ()):
+        self.bar, self.labels, self.passes = None, labels, 0
 
     def __call__(self, info):
         from tqdm.auto import tqdm
 
         if self.bar is None or self.bar.total != info.steps or info.step == 0:
             self.close()
-            self.bar = tqdm(total=info.steps, unit="step", file=sys.stderr)
+            self.passes += 1
+            label = self.labels[self.passes - 1] if self.passes <= len(self.labels) else f"pass {self.passes}"
+            self.bar = tqdm(total=info.steps, unit="step", file=sys.stderr, desc=label)
         self.bar.update(1)
 
     def close(self):
@@ -160,7 +196,7 @@ def _edit_job(a):
     if a.depth:
         from .depth_io import load_depth
 
-        inputs["depth"] = load_depth(a.depth, disparity=a.disparity)
+        inputs["depth"] = load_depth(a.depth, disparity=a.disparity, nan_ok=a.robust_depth)
     for key, path in (("mask", a.mask), ("depth_mask", a.depth_mask)):
         if path:
             inputs[key] = load_mask(path)
@@ -169,9 +205,54 @@ def _edit_job(a):
     return params, image, inputs
 
 
+def _check_device(spec: str | None) -> str:
+    """The device to run on, refused at once if this machine (or this PyTorch build) does not have it."""
+    import torch
+
+    if spec is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(spec)
+    except RuntimeError as e:
+        raise ValueError(f"--device {spec!r} is not a device name ({e}); use cpu, cuda, cuda:1, mps ...") from e
+    if dev.type == "cuda":
+        n = torch.cuda.device_count()
+        if n == 0:
+            raise ValueError(f"--device {spec}: this machine has no CUDA GPU that this PyTorch ({torch.__version__}) "
+                             "can use; use --device cpu (very slow for the 9B model) or install a CUDA build")
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"--device {spec}: this machine has {n} CUDA device(s), cuda:0 .. cuda:{n - 1}")
+    elif dev.type != "cpu":
+        backend = getattr(torch.backends, dev.type, None) or getattr(torch, dev.type, None)
+        if backend is None or not getattr(backend, "is_available", lambda: False)():
+            raise ValueError(f"--device {spec}: this machine has no {dev.type} device; use cpu or cuda")
+    return str(dev)
+
+
+def _preflight(a) -> None:
+    """Checks of the options that nothing else checks before the weights load (all cheap)."""
+    from .outputs import check_output_dir
+
+    if not (math.isfinite(a.fov_deg) and 0 < a.fov_deg < 180):
+        raise ValueError(f"--fov-deg must be a number of degrees in (0, 180), got {a.fov_deg}; the default is 65")
+    if not (math.isfinite(a.edge_rtol) and a.edge_rtol >= 0):
+        raise ValueError(f"--edge-rtol must be a finite number >= 0 (0 disables), got {a.edge_rtol}")
+    if a.max_points < 0:
+        raise ValueError(f"--max-points must be >= 0 (0: no cap), got {a.max_points}")
+    device = _check_device(a.device)
+    if device == "cpu":
+        logging.getLogger(__name__).warning(
+            "running on the CPU%s: the 9B model needs ~40 GB of memory and minutes per step",
+            "" if a.device else " (no CUDA GPU found)",
+        )
+    check_output_dir(a.output_dir)
+
+
 def run(a) -> list[Path]:
 
     from .pipeline import GenerateParams
+
+    _preflight(a)
 
     if a.command == "edit":
         edit_params, image, inputs = _edit_job(a)
@@ -202,8 +283,12 @@ def run(a) -> list[Path]:
     if a.command == "d2i":
         from .depth_io import load_depth
 
-        depth = load_depth(a.depth, disparity=a.disparity)
+        depth = load_depth(a.depth, disparity=a.disparity, nan_ok=a.robust_depth)
     params.resolved(depth.shape if depth is not None else None).validate()  # fail before loading 40 GB
+    if depth is not None:
+        from .depth_codec import check_depth_map
+
+        check_depth_map(depth, robust=params.robust_depth)
     return _run_with(a, lambda pipe, cb: pipe.generate(params, image=image, depth=depth, callback=cb))
 
 
@@ -226,15 +311,32 @@ def _run_with(a, job) -> list[Path]:
         fp8=a.fp8_scaling if a.dtype == "fp8" else None,
         lowvram=a.lowvram,
     )
-    progress = _Progress()
+    progress = _Progress(PASS_LABELS.get(a.command, ()))
     try:
         result = job(pipe, progress)
     finally:
         progress.close()
     out = save_run(
-        a.output_dir, result, fov_deg=a.fov_deg, edge_rtol=a.edge_rtol, sor=a.sor, center=a.center, exr=not a.no_exr
+        a.output_dir, result, fov_deg=a.fov_deg, edge_rtol=a.edge_rtol, sor=a.sor, center=a.center, exr=not a.no_exr,
+        max_points=a.max_points or None,
     )
     return [p for k, p in out.items() if k != "run_dir"]
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every cleanup (temporary files and folders) runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input or missing files: one `error:` line, exit 2 (imported only when needed)."""
+    from .depth_io import MissingDependencyError
+    from .weights import WeightsNotFoundError
+
+    return ValueError, WeightsNotFoundError, MissingDependencyError, FileNotFoundError, FloatingPointError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,10 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    from .depth_io import MissingDependencyError
-    from .loading import CheckpointError
-    from .weights import WeightsNotFoundError
-
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
         if a.command == "demo":
             from .demo import run_demo
@@ -253,12 +352,21 @@ def main(argv: list[str] | None = None) -> int:
             paths = run_demo(a.output_dir, cache_dir=a.cache_dir, say=lambda s: print(s, file=sys.stderr))
         else:
             paths = run(a)
-    except (ValueError, WeightsNotFoundError, CheckpointError, MissingDependencyError, FileNotFoundError) as e:
+    except KeyboardInterrupt as e:  # also during start-up (imports), before anything is written
+        print(f"{'terminated' if isinstance(e, _Terminated) else 'interrupted'}: nothing was written", file=sys.stderr)
+        return 143 if isinstance(e, _Terminated) else 130
+    except _user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     for p in paths:
         print(p)
     return 0
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -10,6 +10,7 @@ negative depth when the model predicts c >= 2).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from einops import rearrange
 from torch import Tensor
@@ -47,6 +48,37 @@ def _grid(n_tokens: int, height: int, width: int) -> tuple[int, int]:
         f"{n_tokens} depth tokens do not fit a {height}x{width} grid or a {height}x{width} image "
         f"({DEPTH_PATCH}x{DEPTH_PATCH} pixels per token)"
     )
+
+
+_MAX_DEPTH_VALUE = 1e30  # beyond this, float32 sums for the unit mean overflow on large maps
+
+
+def check_depth_map(depth, *, robust: bool = False) -> None:
+    """What `encode_depth` would refuse (and values it would silently turn into garbage), checked in float64 on
+    an (H, W) or (B, H, W) array: cheap, so callers run it before any weights load.
+
+    Raises:
+        ValueError: an empty map; no finite positive pixel; NaN / inf without robust; a mean that is not positive
+            (mostly negative depth) without robust; values so large that the float32 unit mean overflows.
+    """
+    d = np.asarray(depth.cpu() if isinstance(depth, Tensor) else depth, dtype=np.float64)
+    if d.size == 0:
+        raise ValueError(f"the depth map is empty (shape {d.shape}); it needs at least one pixel")
+    finite = np.isfinite(d)
+    with np.errstate(invalid="ignore"):
+        valid = finite & (d > 0)
+    if not valid.any():
+        raise ValueError("the depth map has no finite positive pixel (all zero, negative, inf or NaN): nothing to "
+                         "condition on; check the file (a disparity map? then pass disparity / --disparity)")
+    if not robust and not finite.all():
+        raise ValueError(f"the depth map holds NaN or inf at {int((~finite).sum())} pixels; use robust depth "
+                         "(--robust-depth, robust_depth=True), which treats them as no depth, or clean the map")
+    if float(np.abs(d[finite]).max()) > _MAX_DEPTH_VALUE:
+        raise ValueError(f"the depth map holds values up to {float(np.abs(d[finite]).max()):.3g}, beyond "
+                         f"{_MAX_DEPTH_VALUE:.0e}; rescale it (depth is relative, any unit works)")
+    if not robust and not float(d.mean()) > 0:
+        raise ValueError("the depth map's mean is not positive (mostly negative depth), so unit-mean normalisation "
+                         "would flip it; use robust depth (--robust-depth), which ignores pixels <= 0, or fix the map")
 
 
 def encode_depth(depth: Tensor, *, robust: bool = False) -> Tensor:

@@ -281,7 +281,15 @@ def _read_npy(path: Path) -> np.ndarray:
         ) from e
     if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
         raise ValueError(f"{path} must hold a real-valued (H, W) array, got {getattr(a, 'dtype', type(a))}")
-    return a
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]  # (1, H, W)
+    if a.ndim == 3 and a.shape[2] > 4:
+        # channels first, e.g. a (2, H, W) stack of maps: never read it as an (H, W, C) image with W "channels"
+        raise ValueError(f"{path} holds {a.shape[0]} maps of shape {a.shape[1:]} (channels first); depth must be "
+                         "(H, W): save one map, e.g. np.save(path, depth[0])")
+    if a.ndim not in (2, 3):
+        raise ValueError(f"{path} holds an array of shape {a.shape}; depth must be (H, W)")
+    return a  # (H, W) or (H, W, C <= 4): channels checked by _one_channel
 
 
 def _png_ihdr(path: Path) -> tuple[int, int] | None:
@@ -305,7 +313,7 @@ def _read_image(path: Path) -> tuple[np.ndarray, bool, float | None]:
             "single-channel (grayscale) 16-bit PNG, .npy or EXR"
         )
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # Pillow refuses decompression bombs (> 2 x MAX_IMAGE_PIXELS) itself
             img.load()
             mode = img.mode
             bits = img.tag_v2.get(258) if hasattr(img, "tag_v2") else None  # TIFF BitsPerSample
@@ -314,7 +322,7 @@ def _read_image(path: Path) -> tuple[np.ndarray, bool, float | None]:
                 img = img.convert("RGBA")
                 mode = "RGBA"
             a = np.asarray(img)
-    except (OSError, UnidentifiedImageError, ValueError) as e:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"cannot read {path} as an image ({e}); check that the file is a valid PNG/TIFF") from e
     if mode in ("RGB", "RGBA", "LA", "L", "1") and bits is not None and max(bits) > 8:
         raise ValueError(
@@ -349,8 +357,9 @@ def _read_exr(path: Path) -> np.ndarray:
         return next(iter(channels.values()))
     for name in _EXR_CHANNELS:
         if name in channels:
-            if name == "R" and {"G", "B"} <= channels.keys():
-                return _one_channel(np.stack([channels[c] for c in "RGB"], axis=-1), path)
+            others = [c for c in "GB" if c in channels]
+            if name == "R" and others:  # R with G and / or B: only a grey image is one depth map
+                return _one_channel(np.stack([channels[c] for c in ["R", *others]], axis=-1), path)
             return channels[name]
     raise ValueError(
         f"{path} has channels {sorted(channels)} and none is named {'/'.join(_EXR_CHANNELS)}; "
@@ -358,7 +367,7 @@ def _read_exr(path: Path) -> np.ndarray:
     )
 
 
-def load_depth(path: str | os.PathLike, *, disparity: bool = False) -> np.ndarray:
+def load_depth(path: str | os.PathLike, *, disparity: bool = False, nan_ok: bool = False) -> np.ndarray:
     """Load a depth map as float32 (H, W).
 
     Formats, chosen by suffix:
@@ -374,6 +383,7 @@ def load_depth(path: str | os.PathLike, *, disparity: bool = False) -> np.ndarra
         disparity: the file holds disparity (inverse depth); it is converted to depth = 1 / disparity on
             finite positive pixels (others become 0). The result is relative: its scale is whatever the
             disparity's was (for an 8-bit map, depth 1 means disparity 1 of 255).
+        nan_ok: keep NaN pixels (robust encoding treats them as no depth) instead of refusing the map.
 
     Returns:
         (H, W) float32 depth.
@@ -381,7 +391,8 @@ def load_depth(path: str | os.PathLike, *, disparity: bool = False) -> np.ndarra
     Raises:
         FileNotFoundError: `path` does not exist.
         ValueError: unsupported suffix, unreadable file, 8-bit image without disparity=True, differing
-            channels, or NaN in the map.
+            channels, an empty map, a stored PNG scale that does not give finite depth, or NaN in the map
+            (unless nan_ok).
         MissingDependencyError: an EXR file without the OpenEXR bindings installed.
     """
     p = Path(path)
@@ -400,19 +411,30 @@ def load_depth(path: str | os.PathLike, *, disparity: bool = False) -> np.ndarra
     a = _one_channel(np.asarray(a), p)
     if eight_bit and not disparity:
         raise ValueError(f"{p}: {_EIGHT_BIT_MSG}")
+    if a.size == 0:
+        raise ValueError(f"{p} holds an empty {a.shape[0]}x{a.shape[1]} map; depth needs at least one pixel")
     d = a.astype(np.float32)
     n_nan = int(np.isnan(d).sum())
-    if n_nan:
+    if n_nan and not nan_ok:
         raise ValueError(
             f"depth contains NaN at {n_nan} pixels of {p}; replace them with 0 (no depth), e.g. "
-            "np.nan_to_num(depth, nan=0.0), and save again"
+            "np.nan_to_num(depth, nan=0.0), and save again (or use robust depth: --robust-depth)"
         )
     if scale is not None:
         if disparity:
             raise ValueError(
                 f"{p} was written by save_depth_png16 and holds depth, not disparity; load it with disparity=False"
             )
-        d = (d / np.float32(scale)).astype(np.float32)
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            scaled = (d.astype(np.float64) / scale).astype(np.float32)
+        stored = d > 0
+        if not (np.isfinite(scaled[stored]).all() and (scaled[stored] > 0).all()):
+            raise ValueError(
+                f"{p}: its {PNG_SCALE_KEY}={scale!r} turns the 16-bit values into infinite or zero depth; the "
+                f"stored scale is corrupt (save_depth_png16 writes 65535 / max depth); remove the {PNG_SCALE_KEY} "
+                "text chunk to read the raw values"
+            )
+        d = scaled
     if disparity:
         valid = _valid(d)
         out = np.zeros_like(d)

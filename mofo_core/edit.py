@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from .config import LATENT_COMPRESSION
-from .depth_codec import decode_depth, encode_depth
+from .depth_codec import check_depth_map, decode_depth, encode_depth
 from .fit import resize_depth, resize_image, size_for
 from .masks import check_mask, fit_mask, resize_mask
 from .pipeline import check_finite, check_guidance
@@ -158,6 +158,8 @@ def check_edit(params: EditParams, image: np.ndarray, *, depth=None, mask=None, 
         raise ValueError("with depth regenerated alone, give one mask (mask or depth_mask), not both")
     if depth is not None and np.asarray(depth).ndim != 2:
         raise ValueError(f"depth must be (H, W), got {np.asarray(depth).shape}")
+    if depth is not None:
+        check_depth_map(depth, robust=p.robust_depth)
     return p
 
 

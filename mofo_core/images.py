@@ -26,3 +26,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
     except UnidentifiedImageError as e:
         raise ValueError(f"{p} is not a readable image ({e}); use PNG, JPEG, WebP or TIFF") from e
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"{p} is too large to open safely ({e}); downscale it (the model works at ~512 px)") from e
+    except OSError as e:  # truncated or corrupt data
+        raise ValueError(f"{p} could not be decoded ({e}); the file is truncated or damaged: save it again") from e

@@ -24,7 +24,7 @@ import numpy as np
 
 from .depth_io import save_depth_exr, save_depth_npy, save_depth_png16, save_magma_png
 from .export import write_glb, write_ply
-from .pointcloud import depth_to_points
+from .pointcloud import REFERENCE_MAX_POINTS, depth_to_points
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +69,25 @@ def claim_run_dir(tmp: Path, root: Path, base: str) -> Path:
 
 
 def check_output_dir(root: str | Path) -> Path:
-    """Create root if needed and prove a file can be written there (cheap; call before loading weights)."""
-    root = Path(root)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".mofo_probe_", dir=root)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise ValueError(
-            f"cannot write to the output folder {root} ({e.strerror or e}); choose a writable --output-dir"
-        ) from e
+    """Refuse an output folder that cannot be written (cheap; call before loading weights). Creates nothing: an
+    existing folder gets a probe file (removed at once), a missing one needs a writable nearest existing parent."""
+    root = Path(root).expanduser()
+    fix = "choose a writable --output-dir"
+    if root.exists():
+        if not root.is_dir():
+            raise ValueError(f"the output folder {root} is a file, not a folder; {fix}")
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".mofo_probe_", dir=root)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise ValueError(f"cannot write to the output folder {root} ({e.strerror or e}); {fix}") from e
+        return root
+    parent = root.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot create the output folder {root}: {parent} is not a writable folder; {fix}")
     return root
 
 
@@ -92,8 +100,11 @@ def save_run(
     sor: bool = False,
     center: str = "camera",
     exr: bool = True,
+    max_points: int | None = REFERENCE_MAX_POINTS,
 ) -> dict[str, Path]:
-    """Write `result` (a `GenerationResult`) under a new folder of root; returns {name: path}."""
+    """Write `result` (a `GenerationResult`) under a new folder of root; returns {name: path}.
+
+    max_points: point clouds over this size are a random subset of it (the reference's 1.2 M; None: no cap)."""
     meta = dict(result.metadata)
     root = Path(root)
     base = run_name(meta.get("mode", "run"), meta.get("prompt", ""))
@@ -119,12 +130,14 @@ def save_run(
                 continue
             scales.append(save_depth_png16(tmp / f"depth16{sfx}.png", depth)["scale"])
             save_magma_png(tmp / f"depth_magma{sfx}.png", depth)
-            pts, cols = depth_to_points(depth, rgb, fov_deg=fov_deg, edge_rtol=edge_rtol, sor=sor, center=center)
+            pts, cols = depth_to_points(depth, rgb, fov_deg=fov_deg, edge_rtol=edge_rtol, sor=sor, center=center,
+                                        max_points=max_points)
             write_ply(tmp / f"cloud{sfx}.ply", pts, cols)
             write_glb(tmp / f"cloud{sfx}.glb", pts, cols)
             points.append(int(len(pts)))
         meta.update(depth16_scale=scales if b > 1 else scales[0], point_count=points if b > 1 else points[0],
                     point_cloud={"fov_deg": fov_deg, "edge_rtol": edge_rtol, "sor": sor, "center": center,
+                                 "max_points": max_points,
                                  "axes": "glTF: +X right, +Y up, camera at origin looking down -Z"},
                     depth_note="relative depth (positive = farther); invalid pixels are <= 0 or non-finite")
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=_jsonable))

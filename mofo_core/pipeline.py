@@ -22,7 +22,7 @@ from torch import Tensor
 
 from . import __version__
 from .config import LATENT_COMPRESSION
-from .depth_codec import decode_depth, encode_depth
+from .depth_codec import check_depth_map, decode_depth, encode_depth
 from .fit import fit_image, nearest_depth, size_for, unfit_depth
 from .sampling import StepCallback, sample
 from .schedules import Mode, schedule
@@ -317,6 +317,8 @@ class MofoPipeline:
             raise ValueError("image -> depth needs an image")
         if p.mode == "d2i" and depth is None:
             raise ValueError("depth -> image needs a depth map")
+        if p.mode == "d2i":
+            check_depth_map(depth, robust=p.robust_depth)
         h, w = p.height // LATENT_COMPRESSION, p.width // LATENT_COMPRESSION
 
         # 1. text (checked with the tokenizer alone first; the encoder is freed before the DiT loads)

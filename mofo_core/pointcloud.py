@@ -206,6 +206,11 @@ def depth_to_points(
             )
 
     rows, cols = np.nonzero(valid)  # row-major pixel order
+    if not sor and max_points is not None and len(rows) > max_points:
+        # the subset the cap below would draw (same generator, same index order), taken before back-projection
+        # so that a huge photo never holds its full cloud in memory
+        idx = np.random.default_rng(0).choice(len(rows), int(max_points), replace=False)
+        rows, cols = rows[idx], cols[idx]
     z = d[rows, cols].astype(np.float64)
     x = (cols + 0.5 - cx) * z / fx
     y = (rows + 0.5 - cy) * z / fy

@@ -99,7 +99,8 @@ def resolve_model_files(
             found.update({f: root.parent / f for f in optional if (root.parent / f).is_file()})
             return found
         if not root.is_dir():
-            raise WeightsNotFoundError(f"model folder {root} does not exist. {_manual_hint(RELEASE_REPO, files)}")
+            kind = "model file" if root.suffix in (".safetensors", ".sft") else "model folder"
+            raise WeightsNotFoundError(f"{kind} {root} does not exist. {_manual_hint(RELEASE_REPO, files)}")
         missing = [f for f in files if not (root / f).is_file()]
         if missing:
             raise WeightsNotFoundError(f"{root} lacks {', '.join(missing)}. {_manual_hint(RELEASE_REPO, files)}")
