@@ -67,9 +67,11 @@ def check_depth_map(depth, *, robust: bool = False) -> None:
     finite = np.isfinite(d)
     with np.errstate(invalid="ignore"):
         valid = finite & (d > 0)
-    if not valid.any():
-        raise ValueError("the depth map has no finite positive pixel (all zero, negative, inf or NaN): nothing to "
-                         "condition on; check the file (a disparity map? then pass disparity / --disparity)")
+    per_map = valid.reshape(-1, *d.shape[-2:]).any(axis=(1, 2)) if d.ndim >= 2 else valid.reshape(1, -1).any(1)
+    if not per_map.all():
+        which = "" if per_map.size == 1 else f" (batch element(s) {np.flatnonzero(~per_map).tolist()})"
+        raise ValueError(f"the depth map{which} has no finite positive pixel (all zero, negative, inf or NaN): "
+                         "nothing to condition on; check the file (a disparity map? then pass disparity / --disparity)")
     if not robust and not finite.all():
         raise ValueError(f"the depth map holds NaN or inf at {int((~finite).sum())} pixels; use robust depth "
                          "(--robust-depth, robust_depth=True), which treats them as no depth, or clean the map")

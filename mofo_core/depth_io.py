@@ -115,7 +115,9 @@ def depth_to_disparity_vis(depth: np.ndarray) -> np.ndarray:
     disp = np.zeros_like(d)  # float32
     if not valid.any():
         return disp.astype(np.float64)
-    disp[valid] = 1.0 / d[valid]
+    with np.errstate(over="ignore", divide="ignore"):
+        disp[valid] = 1.0 / d[valid]
+    np.minimum(disp, np.finfo(np.float32).max, out=disp)  # 1 / subnormal overflows float32: nearest, not NaN
     lo, hi = np.percentile(disp[valid], _PERCENTILES).astype(np.float64)
     vis = np.clip((disp - lo) / max(hi - lo, 1e-8), 0, 1)
     vis[~valid] = 0.0
