@@ -232,9 +232,12 @@ def _check_device(spec: str | None) -> str:
 def _preflight(a) -> None:
     """Checks of the options that nothing else checks before the weights load (all cheap)."""
     from .outputs import check_output_dir
+    from .pointcloud import fov_intrinsics
 
-    if not (math.isfinite(a.fov_deg) and 0 < a.fov_deg < 180):
-        raise ValueError(f"--fov-deg must be a number of degrees in (0, 180), got {a.fov_deg}; the default is 65")
+    try:
+        fov_intrinsics(16384, 16384, a.fov_deg)
+    except ValueError as e:
+        raise ValueError(f"--fov-deg: {e}; the default is 65") from e
     if not (math.isfinite(a.edge_rtol) and a.edge_rtol >= 0):
         raise ValueError(f"--edge-rtol must be a finite number >= 0 (0 disables), got {a.edge_rtol}")
     if a.max_points < 0:

@@ -48,7 +48,10 @@ def fov_intrinsics(width: int, height: int, fov_deg: float = DEFAULT_FOV_DEG) ->
     fov = float(fov_deg)
     if not (0.0 < fov < 180.0):
         raise ValueError(f"fov_deg must be in (0, 180) degrees (horizontal field of view), got {fov_deg}")
-    f = width / (2.0 * math.tan(math.radians(fov) / 2.0))
+    t = math.tan(math.radians(fov) / 2.0)
+    if not (t > 0 and math.isfinite(width / (2.0 * t))):
+        raise ValueError(f"fov_deg {fov_deg} is too small: the focal length overflows; use a few degrees or more")
+    f = width / (2.0 * t)
     return f, f, width / 2.0, height / 2.0
 
 
