@@ -10,6 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .config import DEFAULT_FOV_DEG
+
 DTYPES = ("bf16", "fp32", "fp16", "fp8")
 
 
@@ -51,7 +53,8 @@ def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
     p.add_argument("--output-dir", default="./outputs")
     p.add_argument("--cfg-scale", type=float, default=cfg_default, help="guidance for the RGB (and depth) head")
     p.add_argument("--depth-cfg", type=float, default=None, help="guidance for the depth head (default: --cfg-scale)")
-    p.add_argument("--fov-deg", type=float, default=65.0, help="horizontal field of view for the point cloud")
+    p.add_argument("--fov-deg", type=float, default=DEFAULT_FOV_DEG,
+                   help="horizontal field of view for the point cloud")
     p.add_argument("--sor", action="store_true", help="statistical outlier removal on the point cloud")
     p.add_argument("--edge-rtol", type=float, default=0.04, help="drop depth-edge pixels (0 disables)")
     p.add_argument(

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .config import LATENT_COMPRESSION
+from .config import LATENT_COMPRESSION, RELEASE_MU
 from .depth_codec import decode_depth, encode_depth
 from .fit import resize_depth, resize_image, size_for
 from .masks import check_mask, fit_mask, resize_mask
@@ -60,7 +60,7 @@ class EditParams:
     # of 16 with a long side <= 1024, else its aspect with a 512 long side
     height: int | None = None
     batch: int = 1
-    mu: float = 1.1
+    mu: float = RELEASE_MU
     depth_xpred_exact: bool = False
     truncate_prompt: bool = False
     robust_depth: bool = False  # a given depth: unit-mean over valid pixels only (holes, zeros)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import DEFAULT_FOV_DEG
 from .depth_io import save_depth_exr, save_depth_npy, save_depth_png16, save_magma_png
 from .export import write_glb, write_ply
 from .pointcloud import depth_to_points
@@ -43,7 +44,7 @@ def save_run(
     root: str | Path,
     result,
     *,
-    fov_deg: float = 65.0,
+    fov_deg: float = DEFAULT_FOV_DEG,
     edge_rtol: float = 0.04,
     sor: bool = False,
     center: str = "camera",

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from . import __version__
-from .config import LATENT_COMPRESSION
+from .config import LATENT_COMPRESSION, RELEASE_MU
 from .depth_codec import decode_depth, encode_depth
 from .fit import fit_image, nearest_depth, size_for, unfit_depth
 from .sampling import StepCallback, sample
@@ -48,7 +48,7 @@ class GenerateParams:
     width: int | None = None  # None: 512, or for d2i the depth's aspect with a 512 long side
     height: int | None = None
     batch: int = 1
-    mu: float = 1.1
+    mu: float = RELEASE_MU
     depth_xpred_exact: bool = False  # opt-in fix of the x-prediction clamp residual (>= 59 steps)
     truncate_prompt: bool = False  # True: cut prompts over 512 tokens as the reference does
     fit: Literal["letterbox", "stretch"] = "letterbox"  # i2d: how a non-matching image is fitted
