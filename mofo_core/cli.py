@@ -247,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from .depth_io import MissingDependencyError
     from .loading import CheckpointError
+    from .pipeline import NonFiniteResultError
     from .weights import WeightsNotFoundError
 
     try:
@@ -256,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
             paths = run_demo(a.output_dir, cache_dir=a.cache_dir, say=lambda s: print(s, file=sys.stderr))
         else:
             paths = run(a)
-    except (ValueError, WeightsNotFoundError, CheckpointError, MissingDependencyError, FileNotFoundError) as e:
+    except (ValueError, WeightsNotFoundError, CheckpointError, MissingDependencyError, FileNotFoundError,
+            NonFiniteResultError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -10,10 +10,13 @@ is never overwritten. The folder is named `{YYYYmmdd_HHMMSS}_{mode}_{prompt slug
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import logging
+import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +33,37 @@ def slug(prompt: str, n: int = 48) -> str:
     return re.sub(r"[^a-z0-9]+", "_", prompt.lower()).strip("_")[:n]
 
 
+def run_name(mode: str, prompt: str) -> str:
+    return f"{_dt.datetime.now().strftime('%Y%m%d_%H%M%S')}_{mode}" + (f"_{slug(prompt)}" if slug(prompt) else "")
+
+
 def new_run_dir(root: str | Path, mode: str, prompt: str) -> Path:
-    """A fresh, not yet existing folder name under root (a counter is added on a clash)."""
-    root = Path(root)
-    base = f"{_dt.datetime.now().strftime('%Y%m%d_%H%M%S')}_{mode}" + (f"_{slug(prompt)}" if slug(prompt) else "")
+    """A folder name under root that does not exist yet (a counter is added on a clash). Only a hint: the
+    name is claimed atomically when the finished folder is renamed into place (`claim_run_dir`)."""
+    root, base = Path(root), run_name(mode, prompt)
     cand, i = root / base, 2
     while cand.exists():
         cand, i = root / f"{base}_{i}", i + 1
     return cand
+
+
+def claim_run_dir(tmp: Path, root: Path, base: str) -> Path:
+    """Rename the finished (non-empty) folder `tmp` to `root/base`, or `base_2`, `base_3`, ... if taken.
+
+    The rename is the claim: renaming a non-empty folder onto an existing non-empty one fails (ENOTEMPTY /
+    EEXIST), so two runs finishing at once with the same name both keep their results.
+    """
+    i = 1
+    while True:
+        cand = root / (base if i == 1 else f"{base}_{i}")
+        if not cand.exists():
+            try:
+                os.rename(tmp, cand)
+                return cand
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        i += 1
 
 
 def save_run(
@@ -52,9 +78,10 @@ def save_run(
 ) -> dict[str, Path]:
     """Write `result` (a `GenerationResult`) under a new folder of root; returns {name: path}."""
     meta = dict(result.metadata)
-    run = new_run_dir(root, meta.get("mode", "run"), meta.get("prompt", ""))
-    tmp = run.parent / f".{run.name}.partial"
-    tmp.mkdir(parents=True)
+    root = Path(root)
+    base = run_name(meta.get("mode", "run"), meta.get("prompt", ""))
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{base}.", suffix=".partial", dir=root))  # unique per run
     written: dict[str, Path] = {}
     try:
         from PIL import Image
@@ -84,7 +111,7 @@ def save_run(
                                  "axes": "glTF: +X right, +Y up, camera at origin looking down -Z"},
                     depth_note="relative depth (positive = farther); invalid pixels are <= 0 or non-finite")
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=_jsonable))
-        tmp.rename(run)
+        run = claim_run_dir(tmp, root, base)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

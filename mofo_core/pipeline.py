@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -82,6 +83,15 @@ class GenerateParams:
                 )
         if self.steps < 1 or self.batch < 1:
             raise ValueError("steps and batch must be at least 1")
+        for name in ("cfg", "depth_cfg", "mu", "log2_alpha"):  # NaN / inf give black images, not errors
+            v = getattr(self, name)
+            if v is not None and not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, got {v}")
+        if self.log2_alpha is not None and abs(self.log2_alpha) > MAX_LOG2_ALPHA:
+            raise ValueError(f"log2_alpha {self.log2_alpha} is outside [-{MAX_LOG2_ALPHA}, {MAX_LOG2_ALPHA}] (the "
+                             "reference scripts use 5; 0 = none)")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be in 0 .. 2**64 - 1, got {self.seed}")
         if self.mode == "joint" and not self.prompt.strip():
             raise ValueError("text -> RGB + depth needs a prompt describing the scene (the prompt is empty)")
 
@@ -109,6 +119,23 @@ class ModelFiles:
 def to_uint8(images: Tensor) -> np.ndarray:
     """IMAGE (B, H, W, 3) float in [0, 1] -> uint8 (B, H, W, 3) numpy, rounded."""
     return (images.float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
+MAX_LOG2_ALPHA = 20.0  # 2**20: the depth stream is then held at noise for all but the last steps
+MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
+
+
+class NonFiniteResultError(RuntimeError):
+    """The sampler produced NaN / inf; nothing is saved."""
+
+
+def _check_finite(rgb_tokens: Tensor, depth_tokens: Tensor) -> None:
+    """A result with NaN / inf is an error, never a saved black image."""
+    bad = [n for n, t in (("RGB", rgb_tokens), ("depth", depth_tokens)) if not bool(torch.isfinite(t).all())]
+    if bad:
+        raise NonFiniteResultError(
+            f"the generation produced non-finite {' and '.join(bad)} values (NaN / inf): the model weights are "
+            "damaged or not a release checkpoint (or a guidance value is extreme); nothing was saved")
 
 
 class MofoPipeline:
@@ -308,6 +335,7 @@ class MofoPipeline:
             depth_map = np.stack([unfit_depth(dm, box, image.shape[:2]) for dm in depth_map])
         else:
             rgb_u8 = to_uint8(self.autoencoder(encoder=False).decode(rgb_latent.float()))
+        _check_finite(rgb_tok, depth_tok)
         return GenerationResult(
             rgb=rgb_u8,
             depth=depth_map.astype(np.float32),
