@@ -53,14 +53,28 @@ class QwenTextEmbedder:
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         path = Path(path)
+        shards = sorted(path.glob("*.safetensors"))
+        if not shards:
+            pickles = sorted(p.name for p in path.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+            only = f" (only pickle files: {pickles[:3]})" if pickles else ""
+            raise ValueError(f"{path}: no .safetensors weights{only}; only safetensors are loaded -- get "
+                             "Qwen/Qwen3-8B's *.safetensors files")
+        from .checkpoint import read_header
+
+        for shard in shards:  # truncated / hostile files: one clear error before transformers reads anything
+            read_header(shard, fix="download the text encoder again")
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        config = AutoConfig.from_pretrained(str(path))
+        try:
+            config = AutoConfig.from_pretrained(str(path))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}/config.json cannot be read as a transformers config ({e}); download it "
+                             "again") from e
         if getattr(config, "model_type", "") not in ("qwen3", "qwen2", "qwen3_moe"):
             raise ValueError(f"{path} holds a {config.model_type!r} model; the text encoder must be Qwen3-8B")
         keep = max(output_layers)
         if config.num_hidden_layers < keep:
             raise ValueError(f"{path}: {config.num_hidden_layers} layers, but hidden state {keep} is needed")
-        kwargs = dict(dtype=dtype, num_hidden_layers=keep)
+        kwargs = dict(dtype=dtype, num_hidden_layers=keep, use_safetensors=True)  # never a pickle beside them
         try:
             import accelerate  # noqa: F401  (lets transformers load straight onto the device)
 
