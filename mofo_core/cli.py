@@ -210,6 +210,34 @@ def run(a) -> list[Path]:
     return _run_with(a, lambda pipe, cb: pipe.generate(params, image=image, depth=depth, callback=cb))
 
 
+def _check_cheap(a) -> None:
+    """Everything that can be checked in a millisecond, before 40 GB of weights load (ValueError names the fix)."""
+    import math
+    import tempfile
+
+    import torch
+
+    if not (math.isfinite(a.fov_deg) and 0 < a.fov_deg < 180):
+        raise ValueError(f"--fov-deg must be between 0 and 180 degrees, got {a.fov_deg}")
+    if not (math.isfinite(a.edge_rtol) and a.edge_rtol >= 0):
+        raise ValueError(f"--edge-rtol must be a finite number >= 0 (0 disables the edge filter), got {a.edge_rtol}")
+    out = Path(a.output_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise ValueError(f"cannot write to the output folder {out} ({e.strerror or e}); choose another "
+                         "--output-dir") from e
+    if a.device:
+        dev = torch.device(a.device)
+        if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+            have = f"{torch.cuda.device_count()} CUDA device(s)" if torch.cuda.is_available() else "no CUDA device"
+            raise ValueError(f"--device {a.device}: this machine has {have}; use --device cpu or leave it out")
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"--device {a.device}: MPS is not available here; use --device cpu or leave it out")
+
+
 def _run_with(a, job) -> list[Path]:
     """Load the pipeline, run job(pipe, progress callback), save the run; returns the written files."""
     import torch
@@ -217,6 +245,7 @@ def _run_with(a, job) -> list[Path]:
     from .outputs import save_run
     from .pipeline import MofoPipeline
 
+    _check_cheap(a)
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16, "fp8": torch.bfloat16}[a.dtype]
     pipe = MofoPipeline.from_pretrained(
         a.model,
@@ -240,8 +269,17 @@ def _run_with(a, job) -> list[Path]:
     return [p for k, p in out.items() if k != "run_dir"]
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C: no half-written run folder is left behind
+
+
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     logging.basicConfig(
         level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

@@ -105,3 +105,50 @@ def test_text_encoder_loads_safetensors_only(tmp_path):
     (te / "model.safetensors").unlink()
     with pytest.raises(ValueError, match=r"no \.safetensors weights \(only pickle files: \['pytorch_model.bin'\]\)"):
         QwenTextEmbedder.from_pretrained(te)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--fov-deg", "nan"], "--fov-deg must be between 0 and 180"),
+    (["--edge-rtol", "-1"], "--edge-rtol must be a finite number >= 0"),
+    (["--device", "cuda:7"], r"--device cuda:7: this machine has .*use --device cpu"),
+])
+def test_cheap_cli_checks_fail_before_loading(assets, tmp_path, capsys, monkeypatch, args, says):
+    import mofo_core.pipeline as pl
+
+    def never(*a, **k):
+        raise AssertionError("weights were resolved before the cheap checks")
+
+    monkeypatch.setattr(pl.MofoPipeline, "from_pretrained", never)
+    model, text = assets
+    assert _cli(model, text, tmp_path / "out", *args) == 2
+    assert __import__("re").search(says, capsys.readouterr().err)
+
+
+def test_unwritable_output_folder_is_named_before_loading(assets, tmp_path, capsys):
+    model, text = assets
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert _cli(model, text, blocker / "out") == 2
+    assert "cannot write to the output folder" in capsys.readouterr().err
+
+
+def test_sigterm_leaves_no_half_written_run(assets, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    model, text = assets
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "mofo_core", "joint", "--prompt", "a chair", "--model", str(model), "--text-encoder",
+           str(text), "--device", "cpu", "--dtype", "fp32", "--offline", "--num-steps", "400", "--output-dir", str(out)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seen = ""
+    deadline = time.time() + 60
+    while "step" not in seen and time.time() < deadline:  # the sampler's progress bar has started
+        seen += proc.stderr.read(1)
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(60)
+    assert rc == 130, (rc, seen[-500:])
+    assert not out.exists() or not [p for p in out.iterdir()]
