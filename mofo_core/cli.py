@@ -221,10 +221,12 @@ def _check_cheap(a) -> None:
         raise ValueError(f"--fov-deg must be between 0 and 180 degrees, got {a.fov_deg}")
     if not (math.isfinite(a.edge_rtol) and a.edge_rtol >= 0):
         raise ValueError(f"--edge-rtol must be a finite number >= 0 (0 disables the edge filter), got {a.edge_rtol}")
-    out = Path(a.output_dir)
+    out = Path(a.output_dir).absolute()
+    anc = next(p for p in (out, *out.parents) if p.exists())  # created only when the run is saved
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
+        if not anc.is_dir():
+            raise NotADirectoryError(f"{anc} is a file")
+        with tempfile.TemporaryFile(dir=anc):
             pass
     except OSError as e:
         raise ValueError(f"cannot write to the output folder {out} ({e.strerror or e}); choose another "
