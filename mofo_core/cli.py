@@ -78,22 +78,26 @@ def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     ap = argparse.ArgumentParser(prog="python -m mofo_core", description="Modality Forcing: RGB + depth generation")
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
-    j = sub.add_parser("joint", help="text -> RGB + depth + point cloud")
+    HELP = argparse.ArgumentDefaultsHelpFormatter  # --help shows every default
+    j = sub.add_parser("joint", formatter_class=HELP, help="text -> RGB + depth + point cloud")
     _common(j, cfg_default=4.0)
     j.add_argument("--log2-alpha", type=float, default=5.0, help="depth/RGB tilt; > 0 resolves RGB first")
     j.add_argument("--refine-depth", action="store_true", help="second pass: image -> depth on the generated RGB")
-    i = sub.add_parser("i2d", help="image -> depth + point cloud (any aspect ratio)")
+    i = sub.add_parser("i2d", formatter_class=HELP, help="image -> depth + point cloud (any aspect ratio)")
     _common(i, cfg_default=1.0)
     i.add_argument("--image", required=True)
     i.add_argument("--fit", choices=("letterbox", "stretch"), default="letterbox")
-    d = sub.add_parser("d2i", help="depth -> image")
+    d = sub.add_parser("d2i", formatter_class=HELP, help="depth -> image")
     _common(d, cfg_default=4.0)
     d.add_argument("--depth", required=True, help=".npy, 16-bit PNG/TIFF or EXR depth map")
     d.add_argument("--disparity", action="store_true", help="the map is disparity (near = bright), not depth")
     d.add_argument("--robust-depth", action="store_true", help="normalise over valid pixels only (holes, zeros)")
-    e = sub.add_parser("edit", help="masked RGB-D editing: inpaint, outpaint, restyle, depth-fix")
+    e = sub.add_parser("edit", formatter_class=HELP, help="masked RGB-D editing: inpaint, outpaint, restyle, depth-fix")
     _common(e, cfg_default=None)
     e.add_argument("task", choices=("inpaint", "outpaint", "restyle", "depth-fix"))
     e.add_argument("--image", required=True, help="the photo to edit")
@@ -110,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--log2-alpha", type=float, default=5.0, help="RGB + depth regenerated: depth/RGB tilt")
     e.add_argument("--disparity", action="store_true", help="--depth is disparity (near = bright)")
     e.add_argument("--robust-depth", action="store_true", help="normalise --depth over valid pixels only")
-    demo = sub.add_parser("demo", help="offline end-to-end run on tiny RANDOM weights (writes every output file)")
+    demo = sub.add_parser("demo", formatter_class=HELP,
+                          help="offline end-to-end run on tiny RANDOM weights (writes every output file)")
     demo.add_argument("--output-dir", default="./mofo_outputs/demo")
     demo.add_argument(
         "--cache-dir", default=None, help="where the tiny random models are built (default ~/.cache/mofo)"

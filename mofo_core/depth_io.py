@@ -281,6 +281,11 @@ def _read_npy(path: Path) -> np.ndarray:
         ) from e
     if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
         raise ValueError(f"{path} must hold a real-valued (H, W) array, got {getattr(a, 'dtype', type(a))}")
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] <= 4)):  # (2, H, W) is two maps, not one (H, W, C) map
+        raise ValueError(f"{path} holds an array of shape {a.shape}; depth must be (H, W) -- one map per .npy: save "
+                         "each map on its own, e.g. np.save(path, depth[0])")
+    if a.size == 0:
+        raise ValueError(f"{path} holds an empty array of shape {a.shape}")
     return a
 
 

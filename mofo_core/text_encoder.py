@@ -130,7 +130,8 @@ class QwenTextEmbedder:
             if len(row) > self.max_length and not truncate:
                 raise PromptTooLongError(
                     f"prompt {i} is {len(row)} tokens with the chat template; the model reads {self.max_length}. "
-                    "Shorten it (or allow truncation, which drops the end as the reference does)"
+                    "Shorten it, or allow truncation, which drops the end as the reference does "
+                    "(CLI: --truncate-prompt; Python: truncate_prompt=True)"
                 )
             n = min(len(row), self.max_length)
             ids[i, :n] = torch.tensor(row[:n], dtype=torch.long)
