@@ -77,13 +77,23 @@ def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
     p.add_argument("--verbose", action="store_true")
 
 
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each default, except where the help text already says it or there is none to show."""
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in h:
+            return h
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     ap = argparse.ArgumentParser(prog="python -m mofo_core", description="Modality Forcing: RGB + depth generation")
     ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
-    HELP = argparse.ArgumentDefaultsHelpFormatter  # --help shows every default
+    HELP = _DefaultsHelp
     j = sub.add_parser("joint", formatter_class=HELP, help="text -> RGB + depth + point cloud")
     _common(j, cfg_default=4.0)
     j.add_argument("--log2-alpha", type=float, default=5.0, help="depth/RGB tilt; > 0 resolves RGB first")
