@@ -74,7 +74,6 @@ def ours_pipeline(dit, dev, tiny: bool, *, compile: bool) -> pl.MofoPipeline:
 def ref_runner(fr, dev, tiny: bool, size: int):
     from flux_rgbd._flux2.autoencoder import Flux2Decoder
     from flux_rgbd.runner import FluxRGBDRunner
-    from flux_rgbd.text_encoder import Qwen3Embedder
 
     variant = "flux_rgbd_9b_v2"
     cfg = mc.config.tiny(variant, context_in_dim=48) if tiny else mc.VARIANTS[variant]
@@ -86,13 +85,9 @@ def ref_runner(fr, dev, tiny: bool, size: int):
     with torch.device("meta"):
         dec = Flux2Decoder(ch=32, ch_mult=(1, 2, 2, 2), num_res_blocks=1) if tiny else Flux2Decoder()
     C.fill_conv_net_(dec, dev, 2)
-    emb = Qwen3Embedder.__new__(Qwen3Embedder)
-    torch.nn.Module.__init__(emb)
-    emb.model_spec, emb._device, emb.max_length, emb.output_layers = "random", dev, 512, (9, 18, 27)
-    tok = C.tiny_tokenizer()
-    emb._tokenizer, emb._model, emb._pad_id = tok, C.random_qwen(tiny, 28 if tiny else 36, dev, causal_lm=True), (
-        tok.pad_token_id or 0)
-    return FluxRGBDRunner(model, dec.eval(), emb.eval(), dcfg, scfg, device=str(dev), img_hw=(size, size))
+    lm = C.random_qwen(tiny, 28 if tiny else 36, dev, causal_lm=True)
+    emb = C.ref_embedder(fr, C.tiny_tokenizer(), lm, dev)
+    return FluxRGBDRunner(model, dec.eval(), emb, dcfg, scfg, device=str(dev), img_hw=(size, size))
 
 
 def measure(name: str, gen, dev, reps: int, refine=None) -> dict:

@@ -744,16 +744,12 @@ def child_mem(a, device: torch.device) -> dict:
             lm = C.random_qwen(tiny, 28 if tiny else 36, device, causal_lm=True)
             from flux_rgbd._flux2.autoencoder import Flux2Decoder
             from flux_rgbd.runner import FluxRGBDRunner
-            from flux_rgbd.text_encoder import Qwen3Embedder
 
             with torch.device("meta"):
                 dec = Flux2Decoder(ch=32, ch_mult=(1, 2, 2, 2), num_res_blocks=1) if tiny else Flux2Decoder()
             C.fill_conv_net_(dec, device, 2)
-            emb = Qwen3Embedder.__new__(Qwen3Embedder)
-            torch.nn.Module.__init__(emb)
-            emb.model_spec, emb._device, emb.max_length, emb.output_layers = "random", device, 512, (9, 18, 27)
-            emb._tokenizer, emb._model, emb._pad_id = C.tiny_tokenizer(), lm, C.tiny_tokenizer().pad_token_id or 0
-            runner = FluxRGBDRunner(model, dec.eval(), emb.eval(), dcfg, scfg, device=str(device), img_hw=(size, size))
+            emb = C.ref_embedder(fr, C.tiny_tokenizer(), lm, device)
+            runner = FluxRGBDRunner(model, dec.eval(), emb, dcfg, scfg, device=str(device), img_hw=(size, size))
             res["resident_before_generate_gib"] = C.gpu_mem(device).get("allocated_gib")
             mark("load")
             t = time.perf_counter()

@@ -352,3 +352,14 @@ def ref_load(fr, ckpt: Path, cfg: DiTConfig, variant: str, tiny: bool, device: t
     model.eval()
     model.dit.depth_final_layer.to(torch.float32)
     return model
+
+
+def ref_embedder(fr, tokenizer, lm, device: torch.device):
+    """The reference's `Qwen3Embedder` around an already built (random) causal LM, skipping its hub download."""
+    from flux_rgbd.text_encoder import Qwen3Embedder
+
+    emb = Qwen3Embedder.__new__(Qwen3Embedder)
+    nn.Module.__init__(emb)
+    emb.model_spec, emb._device, emb.max_length, emb.output_layers = "random", device, 512, (9, 18, 27)
+    emb._tokenizer, emb._model, emb._pad_id = tokenizer, lm, tokenizer.pad_token_id or 0
+    return emb.eval()

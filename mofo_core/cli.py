@@ -12,6 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
+from .config import DEFAULT_FOV_DEG
+
 DTYPES = ("bf16", "fp32", "fp16", "fp8")
 REFERENCE_MAX_POINTS = 1_200_000  # = pointcloud.REFERENCE_MAX_POINTS (not imported: --help stays numpy-free)
 
@@ -72,7 +74,8 @@ def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
     p.add_argument("--output-dir", default="./outputs", help="runs are written to new folders here")
     p.add_argument("--cfg-scale", type=float, default=cfg_default, help="guidance for the RGB (and depth) head")
     p.add_argument("--depth-cfg", type=float, default=None, help="guidance for the depth head (default: --cfg-scale)")
-    p.add_argument("--fov-deg", type=float, default=65.0, help="horizontal field of view for the point cloud")
+    p.add_argument("--fov-deg", type=float, default=DEFAULT_FOV_DEG,
+                   help="horizontal field of view for the point cloud")
     p.add_argument("--sor", action="store_true", help="statistical outlier removal on the point cloud")
     p.add_argument("--max-points", type=int, default=REFERENCE_MAX_POINTS,
                    help="point-cloud cap: a larger cloud is a random subset of this size (the reference's; 0: none)")
@@ -337,9 +340,10 @@ def _on_sigterm(signum, frame):
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input or missing files: one `error:` line, exit 2 (imported only when needed)."""
     from .depth_io import MissingDependencyError
+    from .pipeline import NonFiniteResultError
     from .weights import WeightsNotFoundError
 
-    return ValueError, WeightsNotFoundError, MissingDependencyError, FileNotFoundError, FloatingPointError
+    return ValueError, WeightsNotFoundError, MissingDependencyError, FileNotFoundError, NonFiniteResultError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,12 +71,12 @@ def tiny(variant: VariantName = "flux_rgbd_9b_v2", *, context_in_dim: int = 48) 
     )
 
 
-@dataclass(frozen=True)
-class ScheduleConfig:
-    """Time-shift parameters (reference `ScheduleConfig`; both variants use mu = 1.1, sigma = 1)."""
-
-    mu: float = 1.1
-    sigma: float = 1.0
+# -- release defaults (one home; the CLI, the pipeline and the nodes read them from here) --------------------
+# Time shift of the schedules (reference `ScheduleConfig(rgb_shift_mu=1.1, depth_shift_mu=1.1)`, sigma 1).
+RELEASE_MU = 1.1
+RELEASE_SIGMA = 1.0
+# Horizontal field of view assumed for point clouds and meshes (the reference's guess; the model knows none).
+DEFAULT_FOV_DEG = 65.0
 
 
 # Sampler constant: the depth head predicts x0; v = (x_t - x0) / max(t, X_PREDICTION_T_MIN)

@@ -285,12 +285,12 @@ def _read_npy(path: Path) -> np.ndarray:
         raise ValueError(f"{path} must hold a real-valued (H, W) array, got {getattr(a, 'dtype', type(a))}")
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]  # (1, H, W)
-    if a.ndim == 3 and a.shape[2] > 4:
-        # channels first, e.g. a (2, H, W) stack of maps: never read it as an (H, W, C) image with W "channels"
-        raise ValueError(f"{path} holds {a.shape[0]} maps of shape {a.shape[1:]} (channels first); depth must be "
-                         "(H, W): save one map, e.g. np.save(path, depth[0])")
-    if a.ndim not in (2, 3):
-        raise ValueError(f"{path} holds an array of shape {a.shape}; depth must be (H, W)")
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] <= 4)):
+        # e.g. a (2, H, W) stack of maps (channels first): never read it as an (H, W, C) image with W "channels"
+        raise ValueError(f"{path} holds an array of shape {a.shape}; depth must be (H, W) -- one map per .npy: save "
+                         "each map on its own, e.g. np.save(path, depth[0])")
+    if a.size == 0:
+        raise ValueError(f"{path} holds an empty array of shape {a.shape}")
     return a  # (H, W) or (H, W, C <= 4): channels checked by _one_channel
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .config import LATENT_COMPRESSION
+from .config import LATENT_COMPRESSION, RELEASE_MU
 from .depth_codec import check_depth_map, decode_depth, encode_depth
 from .fit import resize_depth, resize_image, size_for
 from .masks import check_mask, fit_mask, resize_mask
@@ -61,7 +61,7 @@ class EditParams:
     # of 16 with a long side <= 1024, else its aspect with a 512 long side
     height: int | None = None
     batch: int = 1
-    mu: float = 1.1
+    mu: float = RELEASE_MU
     depth_xpred_exact: bool = False
     truncate_prompt: bool = False
     robust_depth: bool = False  # a given depth: unit-mean over valid pixels only (holes, zeros)
@@ -91,7 +91,7 @@ class EditParams:
             raise ValueError("steps and batch must be at least 1")
         if len(self.pad) != 4 or any(p < 0 or p % LATENT_COMPRESSION for p in self.pad):
             raise ValueError(f"pad (top, bottom, left, right) must be multiples of 16 pixels, got {self.pad}")
-        check_guidance(self.cfg, self.depth_cfg, self.log2_alpha, self.seed)
+        check_guidance(self.cfg, self.depth_cfg, self.log2_alpha, self.seed, self.mu)
         if self.task == "outpaint":
             if not any(self.pad):
                 raise ValueError("outpaint needs a pad: how many pixels to add (e.g. --pad-right 256)")

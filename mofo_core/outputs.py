@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import DEFAULT_FOV_DEG
 from .depth_io import save_depth_exr, save_depth_npy, save_depth_png16, save_magma_png
 from .export import write_glb, write_ply
 from .pointcloud import REFERENCE_MAX_POINTS, depth_to_points
@@ -87,7 +88,7 @@ def check_output_dir(root: str | Path) -> Path:
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot create the output folder {root}: {parent} is not a writable folder; {fix}")
+        raise ValueError(f"cannot write to the output folder {root}: {parent} is not a writable folder; {fix}")
     return root
 
 
@@ -95,7 +96,7 @@ def save_run(
     root: str | Path,
     result,
     *,
-    fov_deg: float = 65.0,
+    fov_deg: float = DEFAULT_FOV_DEG,
     edge_rtol: float = 0.04,
     sor: bool = False,
     center: str = "camera",

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from . import __version__
-from .config import LATENT_COMPRESSION
+from .config import LATENT_COMPRESSION, RELEASE_MU
 from .depth_codec import check_depth_map, decode_depth, encode_depth
 from .fit import fit_image, nearest_depth, size_for, unfit_depth
 from .sampling import StepCallback, sample
@@ -56,7 +56,7 @@ class GenerateParams:
     width: int | None = None  # None: 512, or for d2i the depth's aspect with a 512 long side
     height: int | None = None
     batch: int = 1
-    mu: float = 1.1
+    mu: float = RELEASE_MU
     depth_xpred_exact: bool = False  # opt-in fix of the x-prediction clamp residual (>= 59 steps)
     truncate_prompt: bool = False  # True: cut prompts over 512 tokens as the reference does
     fit: Literal["letterbox", "stretch"] = "letterbox"  # i2d: how a non-matching image is fitted
@@ -92,25 +92,32 @@ class GenerateParams:
             raise ValueError("steps and batch must be at least 1")
         if self.mode == "joint" and not self.prompt.strip():
             raise ValueError("text -> RGB + depth needs a prompt describing the scene (the prompt is empty)")
-        check_guidance(self.cfg, self.depth_cfg, self.log2_alpha, self.seed)
+        check_guidance(self.cfg, self.depth_cfg, self.log2_alpha, self.seed, self.mu)
+
+
+class NonFiniteResultError(RuntimeError):
+    """The sampler produced NaN / inf; nothing is saved."""
 
 
 def check_finite(rgb_tok: Tensor, depth_tok: Tensor) -> None:
     """A generation with NaN / inf latents is an error, never a black image saved as success."""
     bad = [name for name, t in (("RGB", rgb_tok), ("depth", depth_tok)) if not bool(torch.isfinite(t).all())]
     if bad:
-        raise FloatingPointError(
+        raise NonFiniteResultError(
             f"the {' and '.join(bad)} latents came out non-finite (NaN / inf), nothing was saved: the checkpoint "
             "may hold NaN weights (re-download it) or the dtype overflowed (try --dtype bf16 or fp32)"
         )
 
 
-MAX_LOG2_ALPHA = 64.0  # |log2 alpha| beyond this makes the tilt a step function (and 2**1024 overflows)
+MAX_LOG2_ALPHA = 20.0  # 2**20: the depth stream is then held at noise for all but the last steps
 MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes 64 bits
 
 
-def check_guidance(cfg, depth_cfg, log2_alpha, seed) -> None:
-    """Refuse non-finite guidance, an out-of-range tilt and a seed torch cannot take (before any weights load)."""
+def check_guidance(cfg, depth_cfg, log2_alpha, seed, mu=RELEASE_MU) -> None:
+    """Refuse non-finite guidance / shift, an out-of-range tilt and a seed torch cannot take (before any weights
+    load): NaN / inf guidance gives black images, not errors."""
+    if not math.isfinite(mu):
+        raise ValueError(f"mu must be a finite number, got {mu}; the release uses {RELEASE_MU}")
     for name, flag, v in (("cfg", "--cfg-scale", cfg), ("depth_cfg", "--depth-cfg", depth_cfg)):
         if v is not None and not math.isfinite(v):
             raise ValueError(f"{name} (CLI {flag}) must be a finite number, got {v}; the default is 4.0 (1.0 for i2d)")

@@ -19,9 +19,10 @@ from typing import Literal
 
 import numpy as np
 
+from .config import DEFAULT_FOV_DEG
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_FOV_DEG = 65.0  # the reference's guess; horizontal (the formula uses the width)
 DEFAULT_EDGE_RTOL = 0.04
 REFERENCE_MAX_POINTS = 1_200_000  # the reference's cap (never reached at 512² or 1024²)
 _EDGE_DEPTH_FLOOR = 1e-6  # keeps the relative edge threshold positive at zero / negative depth

@@ -13,11 +13,13 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from .config import RELEASE_MU, RELEASE_SIGMA
+
 Mode = Literal["joint", "i2d", "d2i"]
 MODES: tuple[str, ...] = ("joint", "i2d", "d2i")
 
 
-def time_shift(t: Tensor, mu: float = 1.1, sigma: float = 1.0) -> Tensor:
+def time_shift(t: Tensor, mu: float = RELEASE_MU, sigma: float = RELEASE_SIGMA) -> Tensor:
     """SD3/FLUX shift t' = e^mu / (e^mu + (1/t - 1)^sigma); fixes 0 and 1 (1/0 = inf)."""
     return math.exp(mu) / (math.exp(mu) + (1.0 / t - 1.0) ** sigma)
 
@@ -46,7 +48,7 @@ def schedule(
     steps: int,
     *,
     mode: Mode = "joint",
-    mu: float = 1.1,
+    mu: float = RELEASE_MU,
     sigma: float = 1.0,
     log2_alpha: float | None = None,
     rgb_denoise: float = 1.0,
@@ -57,7 +59,7 @@ def schedule(
     joint: both shifted; with log2_alpha the depth list is tilt(rgb list). i2d: RGB all zeros (held
     clean). d2i: depth all zeros. `*_denoise` < 1 starts that modality part-way (a partial-noise edit of
     a given latent); 0 holds it clean. With the defaults this equals the reference's `rollout_timesteps`
-    with `ScheduleConfig(rgb_shift_mu=mu, depth_shift_mu=mu)`.
+    with `ScheduleConfig(rgb_shift_mu=mu, depth_shift_mu=mu)` (release: `config.RELEASE_MU`).
     """
     if int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps}")

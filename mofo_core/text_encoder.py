@@ -62,10 +62,9 @@ def check_text_encoder_files(path: str | Path, *, output_layers: Sequence[int] =
     # 2. safetensors only; every header bounded and valid, float tensors only
     files = sorted(path.glob("*.safetensors"))
     if not files:
-        raise CheckpointError(
-            f"{path} holds no *.safetensors weights (only safetensors are loaded; pickle files such as "
-            f"pytorch_model.bin are refused); {_FIX}"
-        )
+        pickles = sorted(p.name for p in path.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        only = f" (only pickle files: {pickles[:3]})" if pickles else ""
+        raise CheckpointError(f"{path}: no .safetensors weights{only}; only safetensors are loaded -- {_FIX}")
     found: dict[str, tuple[int, ...]] = {}
     for f in files:
         header = read_header(f, fix=_FIX)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
+from ..mofo_core.config import DEFAULT_FOV_DEG
 from ..mofo_core.export import write_glb, write_ply
 from ..mofo_core.pointcloud import depth_to_points
 from ..mofo_core.render import render_points
@@ -31,7 +32,7 @@ class MofoDepthToPointCloud(io.ComfyNode):
             inputs=[
                 io.Image.Input("image", tooltip="colours; resized to the depth's size if they differ"),
                 MofoDepth.Input("depth"),
-                io.Float.Input("fov_deg", default=65.0, min=1.0, max=179.0, step=0.5),
+                io.Float.Input("fov_deg", default=DEFAULT_FOV_DEG, min=1.0, max=179.0, step=0.5),
                 io.Float.Input("edge_rtol", default=0.04, min=0.0, max=1.0, step=0.005,
                                tooltip="drop pixels on depth edges (flying points); 0 keeps all"),
                 io.Boolean.Input("outlier_removal", default=False),

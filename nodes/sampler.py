@@ -7,6 +7,7 @@ import torch
 from comfy_api.latest import io
 
 from ..mofo_core.autoencoder import latent_to_tokens, tokens_to_latent
+from ..mofo_core.config import RELEASE_MU
 from ..mofo_core.masks import fit_mask
 from ..mofo_core.sampling import sample
 from ..mofo_core.schedules import MODES, schedule
@@ -30,7 +31,8 @@ class MofoScheduler(io.ComfyNode):
             inputs=[
                 io.Int.Input("steps", default=50, min=1, max=1000),
                 io.Combo.Input("mode", options=list(MODES), default="joint"),
-                io.Float.Input("mu", default=1.1, min=-5.0, max=5.0, step=0.01, tooltip="time shift (1.1 = release)"),
+                io.Float.Input("mu", default=RELEASE_MU, min=-5.0, max=5.0, step=0.01,
+                               tooltip="time shift (1.1 = release)"),
                 io.Float.Input("log2_alpha", default=5.0, min=-10.0, max=10.0, step=0.5,
                                tooltip="joint only: depth tilt; 5 = the reference scripts, 0 = none"),
                 io.Float.Input("rgb_denoise", default=1.0, min=0.0, max=1.0, step=0.01),

@@ -326,3 +326,12 @@ def test_light_imports():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert depth_io.PNG_SCALE_KEY == "mofo_depth_scale"
+
+
+def test_channel_first_or_empty_npy_is_refused(tmp_path):
+    np.save(tmp_path / "two.npy", np.ones((2, 8, 8), np.float32))  # two maps, not an (H, W, C) image
+    with pytest.raises(ValueError, match=r"shape \(2, 8, 8\); depth must be \(H, W\) -- one map per .npy"):
+        load_depth(tmp_path / "two.npy")
+    np.save(tmp_path / "empty.npy", np.ones((0, 0), np.float32))
+    with pytest.raises(ValueError, match="empty array"):
+        load_depth(tmp_path / "empty.npy")

@@ -88,8 +88,8 @@ def _files(tmp_path):
         (["joint", "--prompt", "y " * 600], "--truncate-prompt"),
         (["d2i", "--depth", "zero.npy"], "no finite positive pixel"),
         (["d2i", "--depth", "inf.npy"], "no finite positive pixel"),
-        (["d2i", "--depth", "empty.npy"], "empty"),
-        (["d2i", "--depth", "stack.npy"], "channels first"),
+        (["d2i", "--depth", "empty.npy"], "empty array"),
+        (["d2i", "--depth", "stack.npy"], "one map per .npy"),
         (["d2i", "--depth", "nan.npy"], "--robust-depth"),
         (["d2i", "--depth", "bighead.npy"], "cannot read"),
         (["i2d", "--image", "cut.png"], "truncated or damaged"),
@@ -172,20 +172,6 @@ def test_wrong_kind_of_tensor_is_refused_at_load(assets, tmp_path, capsys, tripw
     save_file(sd, d / "model.safetensors")
     assert _run(d, assets[1], tmp_path / "o", "joint", "--prompt", "x") == 2
     assert f"{key} (I32)" in capsys.readouterr().err
-
-
-def test_nan_weights_are_an_error_not_a_black_image(assets, tmp_path, capsys):
-    from safetensors.torch import load_file, save_file
-
-    d = _model_copy(assets[0], tmp_path)
-    sd = load_file(d / "model.safetensors")
-    sd = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in sd.items()}
-    save_file(sd, d / "model.safetensors")
-    out = tmp_path / "o"
-    assert _run(d, assets[1], out, "joint", "--prompt", "x", "--resolution", "32") == 2
-    err = capsys.readouterr().err
-    assert "non-finite" in err and "nothing was saved" in err
-    assert not out.exists() or not any(out.iterdir())
 
 
 def test_model_file_is_accepted_and_nan_depth_works_with_robust(assets, tmp_path, capsys):

@@ -279,7 +279,7 @@ def edit_inpaint():
     for src, out, dst in ((enc, "LATENT", "rgb_latent"), (k1, "depth_latent", "depth_latent"),
                           (li, "MASK", "rgb_mask"), (li, "MASK", "depth_mask")):
         g.link(src, out, k2, dst)
-    g.group("4. Inpaint RGB + depth inside the mask", [s2, k2], GREEN)
+    g.group("4. Inpaint RGB + depth", [s2, k2], GREEN)
     edit_outputs(g, k2, v, 5, "inpaint")
     note(g, "Inpaint: replace what the mask covers (here the ball) and regenerate its depth in the same region, "
             "so the new object's geometry fits the room. " + MASK_NOTE)
@@ -305,7 +305,7 @@ def edit_outpaint():
     for src, out, dst in ((enc, "LATENT", "rgb_latent"), (k1, "depth_latent", "depth_latent"),
                           (pad, "MASK", "rgb_mask"), (pad, "MASK", "depth_mask")):
         g.link(src, out, k2, dst)
-    g.group("4. Outpaint RGB + depth in the new area", [s2, k2], GREEN)
+    g.group("4. Outpaint RGB + depth", [s2, k2], GREEN)
     edit_outputs(g, k2, v, 5, "outpaint")
     note(g, "Outpaint: Pad Image for Outpainting adds 128 px left and right and masks the new area (`feathering` "
             "reaches into the photo for a soft seam); RGB and depth are generated there, continuing the scene. "
@@ -324,7 +324,7 @@ def edit_restyle():
     for src, out, dst in ((enc, "LATENT", "rgb_latent"), (k1, "depth_latent", "depth_latent"),
                           (inv, "MASK", "rgb_mask")):
         g.link(src, out, k2, dst)
-    g.group("4. Restyle: depth held clean, RGB regenerated outside the ball", [inv, s2, k2], GREEN)
+    g.group("4. Restyle (depth held)", [inv, s2, k2], GREEN)
     edit_outputs(g, k2, v, 5, "restyle")
     note(g, "Geometry-locked restyle: the depth stays clean everywhere (scheduler mode d2i) and the RGB is "
             "regenerated where the mask is 1 (here everything but the ball: Invert Mask). Disconnect rgb_mask to "
@@ -352,7 +352,7 @@ def edit_depth_fix():
     for src, out, dst in ((enc, "LATENT", "rgb_latent"), (de, "depth_latent", "depth_latent"),
                           (li, "MASK", "depth_mask")):
         g.link(src, out, k, dst)
-    g.group("4. Depth fix-up: RGB held, depth regenerated inside the mask", [s, k], GREEN)
+    g.group("4. Depth fix-up (RGB held)", [s, k], GREEN)
     edit_outputs(g, k, v, 5, "depth_fix", rgb=False)
     note(g, "Depth fix-up: the photo stays clean (mode i2d) and the depth map is kept except where the mask marks "
             "a bad region (holes, a sensor's flying pixels, a wrong object), which is regenerated from the photo. "

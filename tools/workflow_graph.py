@@ -87,7 +87,7 @@ MIN_H = {
     "MofoSampler": 450, "MofoDepthDecode": 80, "MofoDepthEncode": 110, "MofoFitImage": 130,
     "MofoDepthToPointCloud": 330, "MofoSaveDepth": 260, "VAEDecode": 50, "VAEEncode": 50, "SaveImage": 320,
     "PreviewImage": 320, "LoadImage": 340, "ImageScale": 140,
-    "ImagePadForOutpaint": 170, "InvertMask": 50, "Preview3D": 440, "CheckpointLoaderSimple": 100,
+    "ImagePadForOutpaint": 190, "InvertMask": 50, "Preview3D": 440, "CheckpointLoaderSimple": 100,
     "CLIPTextEncode": 130, "ControlNetLoader": 60, "ControlNetApplyAdvanced": 190, "EmptyLatentImage": 110,
     "KSampler": 270, "MarkdownNote": 300,
 }

@@ -21,3 +21,14 @@ fi
 
 "$PYTHON" -m pip install -q playwright
 "$PYTHON" -c "import playwright, importlib.metadata as m; print('playwright', m.version('playwright'))"
+
+# The newest frontend, to run the suite against it as well (ComfyUI 0.29 bundles 1.47):
+#   MOFO_E2E_FRONTEND_ROOT=$FRONTEND_DIR/comfyui_frontend_package/static pytest tests/e2e
+FRONTEND_VERSION="${FRONTEND_VERSION:-1.58.1}"
+FRONTEND_DIR="${FRONTEND_DIR:-$HOME/.cache/mofo/frontend-$FRONTEND_VERSION}"
+if [ ! -f "$FRONTEND_DIR/comfyui_frontend_package/static/index.html" ]; then
+    mkdir -p "$FRONTEND_DIR"
+    "$PYTHON" -m pip download -q --no-deps "comfyui-frontend-package==$FRONTEND_VERSION" -d "$FRONTEND_DIR"
+    "$PYTHON" -m zipfile -e "$FRONTEND_DIR"/comfyui_frontend_package-"$FRONTEND_VERSION"-*.whl "$FRONTEND_DIR"
+fi
+echo "frontend $FRONTEND_VERSION: MOFO_E2E_FRONTEND_ROOT=$FRONTEND_DIR/comfyui_frontend_package/static"

@@ -281,13 +281,13 @@ class UI:
         self.close_dialogs()
         self.page.evaluate("() => { window.__mofoPrev = app.extensionManager.workflow.activeWorkflow; }")
 
-    def _wait_loaded(self, wf: Path):
+    def _wait_loaded(self, wf: Path, *, same_tab: bool = False):
         n = len(json.loads(wf.read_text())["nodes"])
         self.page.wait_for_function(
-            """([n, stem]) => { const w = app.extensionManager.workflow.activeWorkflow;
-                 return w && w !== window.__mofoPrev && w.filename.startsWith(stem)
+            """([n, stem, sameTab]) => { const w = app.extensionManager.workflow.activeWorkflow;
+                 return w && (sameTab || w !== window.__mofoPrev) && w.filename.startsWith(stem)
                    && app.graph._nodes.length === n; }""",
-            arg=[n, wf.stem], timeout=30_000)
+            arg=[n, wf.stem, same_tab], timeout=30_000)
         self.page.wait_for_timeout(1500)  # missing-model / missing-media checks run after the graph is configured
 
     def load_from_templates(self, wf: Path):
@@ -299,8 +299,11 @@ class UI:
 
     def load_by_drop(self, wf: Path):
         self._before_load()
+        # frontend 1.58 loads a dropped file that is already open into its own tab (1.47 opens a new one): empty
+        # the graph first, so that the node count proves the drop loaded the file either way
+        self.page.evaluate("() => app.graph.clear()")
         self.page.evaluate(DROP, [wf.name, wf.read_text()])
-        self._wait_loaded(wf)
+        self._wait_loaded(wf, same_tab=True)
 
     def errors_shown(self) -> dict:
         state = self.page.evaluate(STATE)
@@ -381,7 +384,11 @@ def server(tmp_path_factory):
         ckpt.write_bytes(b"")
         cnet.write_bytes(b"")
         sd_ready = False
-    with ch.ComfyServer(base) as s:
+    # MOFO_E2E_FRONTEND_ROOT: the static folder of another comfyui-frontend-package (e.g. 1.58.1, unpacked by
+    # tests/e2e/install.sh) served through ComfyUI's --front-end-root; unset = the frontend ComfyUI bundles
+    front = os.environ.get("MOFO_E2E_FRONTEND_ROOT")
+    extra = ["--front-end-root", front] if front else []
+    with ch.ComfyServer(base, extra_args=extra) as s:
         s.sd_ready = sd_ready
         yield s
 
