@@ -127,7 +127,8 @@ def main() -> int:
             runner = ref_runner(fr, dev, tiny, size)
 
             def ref_gen(prompt, refine=False):
-                runner.generate(prompt, num_steps=a.steps, cfg_scale=4.0, seed=0, log2_alpha=5.0, refine_depth_i2d=refine)
+                runner.generate(prompt, num_steps=a.steps, cfg_scale=4.0, seed=0, log2_alpha=5.0,
+                                refine_depth_i2d=refine)
 
             rows.append(measure("ref", ref_gen, dev, a.reps, refine=lambda p: ref_gen(p, True)))
             del runner, fr
