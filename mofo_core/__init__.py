@@ -15,7 +15,15 @@ from .autoencoder import Flux2AutoEncoder, build_autoencoder, latent_to_tokens, 
 from .autoencoder_blocks import AutoEncoderConfig
 from .config import VARIANTS, DiTConfig, tiny
 from .depth_codec import decode_depth, encode_depth
-from .loading import CheckpointError, build_dit, infer_config, load_dit
+from .errors import (
+    AutoEncoderCheckpointError,
+    CheckpointError,
+    MissingDependencyError,
+    NonFiniteResultError,
+    PromptTooLongError,
+    WeightsNotFoundError,
+)
+from .loading import build_dit, infer_config, load_dit
 from .model import MofoDiT
 from .sampling import StepInfo, sample
 from .schedules import schedule
@@ -24,12 +32,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "VARIANTS",
+    "AutoEncoderCheckpointError",
     "AutoEncoderConfig",
     "CheckpointError",
     "DiTConfig",
     "Flux2AutoEncoder",
+    "MissingDependencyError",
     "MofoDiT",
+    "NonFiniteResultError",
+    "PromptTooLongError",
     "StepInfo",
+    "WeightsNotFoundError",
     "__version__",
     "build_autoencoder",
     "build_dit",

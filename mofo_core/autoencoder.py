@@ -49,17 +49,14 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .autoencoder_blocks import AutoEncoderConfig, Flux2Decoder, Flux2Encoder
-from .checkpoint import CheckpointError, check_dtypes, check_keys, read_header, read_tensors
+from .checkpoint import check_dtypes, check_keys, read_header, read_tensors
+from .errors import AutoEncoderCheckpointError
 
 log = logging.getLogger(__name__)
 
 Shapes = Mapping[str, tuple[int, ...]]
 OPTIONAL_KEYS = ("bn.num_batches_tracked",)  # may be missing from a file; filled with 0
 FLUX2_VAE_HINT = "use the FLUX.2 VAE: models/vae/flux2-vae.safetensors (Comfy-Org) or BFL FLUX.2 ae.safetensors"
-
-
-class AutoEncoderCheckpointError(CheckpointError):
-    """The file is not a usable FLUX.2 autoencoder file; the message says what it is and what to use."""
 
 
 class Flux2AutoEncoder(nn.Module):

@@ -35,6 +35,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .errors import CheckpointError
+
 MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
 SUFFIXES = (".safetensors", ".sft")
 DTYPES: dict[str, torch.dtype] = {
@@ -44,10 +46,6 @@ DTYPES: dict[str, torch.dtype] = {
 }
 FLOAT_DTYPES = frozenset({"BF16", "F16", "F32", "F64", "F8_E4M3", "F8_E5M2"})
 Shapes = Mapping[str, tuple[int, ...]]
-
-
-class CheckpointError(ValueError):
-    """The file is not a usable checkpoint; the message says why and what to do."""
 
 
 @dataclass(frozen=True)

@@ -339,9 +339,7 @@ def _on_sigterm(signum, frame):
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input or missing files: one `error:` line, exit 2 (imported only when needed)."""
-    from .depth_io import MissingDependencyError
-    from .pipeline import NonFiniteResultError
-    from .weights import WeightsNotFoundError
+    from .errors import MissingDependencyError, NonFiniteResultError, WeightsNotFoundError
 
     return ValueError, WeightsNotFoundError, MissingDependencyError, FileNotFoundError, NonFiniteResultError
 

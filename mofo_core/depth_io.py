@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import MissingDependencyError
 from .export import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -52,10 +53,6 @@ _MAGMA_HEX = (
     "fec488fec689fec78bfec98dfecb8efdcd90fdcf92fdd193fdd295fdd497fdd698fdd89afdda9cfddc9dfddd9ffddfa1"
     "fde1a3fce3a5fce5a6fce6a8fce8aafceaacfcecaefceeb0fcf0b1fcf1b3fcf3b5fcf5b7fbf7b9fbf9bbfbfabdfbfcbf"
 )
-
-
-class MissingDependencyError(ImportError):
-    """An optional library needed for one file format is not installed (the message says what to install)."""
 
 
 def _openexr():

@@ -32,6 +32,7 @@ from .checkpoint import (
     unloaded_tensors,
 )
 from .config import VARIANTS, DiTConfig
+from .identify import identify, where_it_belongs
 from .model import MofoDiT
 from .ops import torch_ops
 
@@ -42,32 +43,31 @@ HEAD = "depth_final_layer."
 _FOREIGN_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "transformer.", "model.")
 
 
-def _strip_prefix(keys: list[str]) -> str:
-    """The prefix every key carries: 'dit.' or ''; anything else is an error naming what was found."""
+def _strip_prefix(shapes: Mapping[str, tuple[int, ...]]) -> str:
+    """The prefix every key carries: 'dit.' or ''; anything else is an error naming what the file is."""
+    keys = list(shapes)
     if keys and all(k.startswith(PREFIX) for k in keys):
         return PREFIX
     if any(k.startswith(PREFIX) for k in keys):
         raise CheckpointError("checkpoint mixes 'dit.'-prefixed and bare keys; it is not a release checkpoint")
     for p in _FOREIGN_PREFIXES:
         if keys and all(k.startswith(p) for k in keys):
-            raise CheckpointError(
-                f"checkpoint keys start with {p!r}; expected the release layout ('dit.' or bare DiT keys)"
-            )
+            raise CheckpointError(_not_ours(shapes, f"its keys start with {p!r}; the release's are bare or 'dit.'"))
     return ""
 
 
-def _describe_foreign(keys: set[str]) -> str:
-    if "img_in.weight" in keys and "double_blocks.0.img_attn.qkv.weight" in keys:
-        return (
-            "this is an RGB-only FLUX.2 transformer (e.g. FLUX.2 [klein]), not a Modality Forcing checkpoint: "
-            "it has no depth stream (depth_in, depth_final_layer). Load it with ComfyUI's own UNETLoader and "
-            "get the Modality Forcing weights (bartduis/modality_forcing, model.safetensors) for this node"
-        )
-    if any(k.startswith(("encoder.", "decoder.", "bn.")) for k in keys):
-        return "this is an autoencoder (VAE) file, not the DiT; load it with VAELoader"
-    if any(".self_attn." in k or k.startswith("embed_tokens") for k in keys):
-        return "this is a language model (text encoder) file, not the DiT; load it with CLIPLoader"
-    return "it is not a Modality Forcing DiT checkpoint (no depth_in / img_in / txt_in weights)"
+def _not_ours(shapes: Mapping[str, tuple[int, ...]], detail: str) -> str:
+    """The message for a file that is not a Modality Forcing DiT: what it is (`identify`) and where it belongs."""
+    kind = identify(shapes)
+    fix = ("pick model.safetensors from bartduis/modality_forcing (models/diffusion_models/modality_forcing/), or "
+           "use Mofo Download + Load Model")
+    if kind is None:
+        return f"not a Modality Forcing DiT checkpoint ({detail}); {fix}"
+    if kind.startswith("an RGB-only FLUX.2"):
+        return (f"this is {kind}, not Modality Forcing: it has no depth stream (depth_in, depth_final_layer). "
+                f"Load it with ComfyUI's Load Diffusion Model; for this node {fix}")
+    where = where_it_belongs(kind)
+    return f"this is {kind}, not a Modality Forcing DiT{f' (it belongs in {where})' if where else ''}; {fix}"
 
 
 def infer_config(shapes: Mapping[str, tuple[int, ...]], overrides: Mapping | None = None) -> DiTConfig:
@@ -75,7 +75,7 @@ def infer_config(shapes: Mapping[str, tuple[int, ...]], overrides: Mapping | Non
     keys = set(shapes)
     needed = ("img_in.weight", "txt_in.weight", "depth_in.weight", "single_blocks.0.norm.query_norm.scale")
     if not all(k in keys for k in needed):
-        raise CheckpointError(_describe_foreign(keys))
+        raise CheckpointError(_not_ours(shapes, "no depth_in / img_in / txt_in weights"))
     ndims = {"img_in.weight": 2, "txt_in.weight": 2, "depth_in.weight": 2, "single_blocks.0.linear2.weight": 2,
              "single_blocks.0.norm.query_norm.scale": 1}
     odd = [f"{k} {tuple(shapes.get(k, ()))}" for k, n in ndims.items() if len(shapes.get(k, ())) != n]
@@ -186,7 +186,7 @@ def check_dit_file(source: str | os.PathLike, config_json: Mapping | None = None
     path, found_json = _resolve(source)
     config_json = config_json if config_json is not None else found_json
     header = read_header(path)
-    prefix = _strip_prefix(list(header.shapes))
+    prefix = _strip_prefix(header.shapes)
     bare = {k[len(prefix) :]: s for k, s in header.shapes.items()}
     cfg = infer_config(bare, config_json)
     _check_variant(cfg, config_json)
@@ -241,7 +241,7 @@ def load_dit(
     else:
         header = read_header(path)
         shapes = header.shapes
-    prefix = _strip_prefix(list(shapes))
+    prefix = _strip_prefix(shapes)
     bare = {k[len(prefix) :]: s for k, s in shapes.items()}
     cfg = infer_config(bare, config_json)
     _check_variant(cfg, config_json)

@@ -23,6 +23,7 @@ from torch import Tensor
 from . import __version__
 from .config import LATENT_COMPRESSION, RELEASE_MU
 from .depth_codec import check_depth_map, decode_depth, encode_depth
+from .errors import NonFiniteResultError
 from .fit import fit_image, nearest_depth, size_for, unfit_depth
 from .sampling import StepCallback, sample
 from .schedules import Mode, schedule
@@ -93,10 +94,6 @@ class GenerateParams:
         if self.mode == "joint" and not self.prompt.strip():
             raise ValueError("text -> RGB + depth needs a prompt describing the scene (the prompt is empty)")
         check_guidance(self.cfg, self.depth_cfg, self.log2_alpha, self.seed, self.mu)
-
-
-class NonFiniteResultError(RuntimeError):
-    """The sampler produced NaN / inf; nothing is saved."""
 
 
 def check_finite(rgb_tok: Tensor, depth_tok: Tensor) -> None:

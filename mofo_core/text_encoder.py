@@ -20,17 +20,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .checkpoint import CheckpointError, check_dtypes, check_keys, expected_shapes, read_header
+from .checkpoint import check_dtypes, check_keys, expected_shapes, read_header
 from .config import TEXT_TOKENS
+from .errors import CheckpointError, PromptTooLongError
 
 log = logging.getLogger(__name__)
 
 OUTPUT_LAYERS = (9, 18, 27)  # FLUX.2 [klein] recipe (reference `_flux2/constants.py` OUTPUT_LAYERS_QWEN3)
 DEFAULT_TEXT_ENCODER = "Qwen/Qwen3-8B"
-
-
-class PromptTooLongError(ValueError):
-    """A prompt does not fit the 512-token window the model was trained with."""
 
 
 _CONFIG_INTS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")

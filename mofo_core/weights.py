@@ -16,16 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .errors import WeightsNotFoundError
+
 log = logging.getLogger(__name__)
 
 RELEASE_REPO = "bartduis/modality_forcing"
 DIT_FILES = ("config.json", "model.safetensors")
 AE_FILES = ("ae_encoder.safetensors", "ae_decoder.safetensors")
 TEXT_ENCODER_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.jinja", "tokenizer*")
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """Model files are missing; the message lists which files to put where."""
 
 
 def _manual_hint(repo: str, files: Sequence[str], dest: Path | None = None) -> str:

@@ -11,7 +11,8 @@ import torch
 from comfy_api.latest import io
 
 from ..mofo_core.config import TEXT_TOKENS, V1
-from ..mofo_core.text_encoder import PromptTooLongError, QwenTextEmbedder
+from ..mofo_core.errors import PromptTooLongError
+from ..mofo_core.text_encoder import QwenTextEmbedder
 from .runtime import patcher_class
 from .types import CATEGORY, MofoTextEncoder
 

@@ -17,7 +17,7 @@ from conftest import FIXTURES, ROOT, load_fixture, rel_l2
 from safetensors.torch import load_file, save_file
 
 import mofo_core as mc
-from mofo_core.autoencoder import AutoEncoderCheckpointError
+from mofo_core.errors import AutoEncoderCheckpointError
 
 ENC, DEC = FIXTURES / "ae_tiny_encoder.safetensors", FIXTURES / "ae_tiny_decoder.safetensors"
 TOL = 1e-5

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
-from mofo_core.checkpoint import DTYPES, CheckpointError, read_header  # noqa: E402
+from mofo_core.checkpoint import DTYPES, read_header  # noqa: E402
 from mofo_core.depth_codec import check_depth_map, decode_depth, encode_depth  # noqa: E402
 from mofo_core.depth_io import (  # noqa: E402
     load_depth,
@@ -28,6 +28,7 @@ from mofo_core.depth_io import (  # noqa: E402
     save_depth_png16,
     save_magma_png,
 )
+from mofo_core.errors import CheckpointError  # noqa: E402
 from mofo_core.export import write_glb, write_ply  # noqa: E402
 from mofo_core.pointcloud import depth_to_points  # noqa: E402
 

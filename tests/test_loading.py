@@ -10,7 +10,8 @@ from conftest import FIXTURES, rel_l2
 from safetensors.torch import load_file, save_file
 
 import mofo_core as mc
-from mofo_core.loading import CheckpointError
+from mofo_core.errors import CheckpointError
+from mofo_core.loading import check_dit_file
 from mofo_core.model import MofoDiT
 
 
@@ -148,3 +149,52 @@ def test_build_dit_round_trips_through_a_file(tmp_path):
     a, b = m.predict(*x, 2, 2), m2.predict(*x, 2, 2)
     assert all(torch.equal(v, m2.state_dict()[k]) for k, v in m.state_dict().items())
     assert rel_l2(a[0], b[0]) <= 1e-6 and rel_l2(a[1], b[1]) <= 1e-6
+
+
+def _header_file(path, shapes):
+    save_file({k: torch.zeros(s) for k, s in shapes.items()}, path)
+    return path
+
+
+# Key layouts of the files people keep in models/ (tiny shapes; the names and the telling dimension are real).
+_SD15_UNET = {"input_blocks.0.0.weight": (4, 4, 3, 3), "middle_block.0.in_layers.0.weight": (4,),
+              "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (8, 768), "out.2.weight": (4, 4, 3, 3)}
+_FOREIGN = [
+    ("sd15_unet", _SD15_UNET, "Stable Diffusion 1.x UNet"),
+    ("sdxl_unet", {**_SD15_UNET, "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (8, 2048),
+                   "label_emb.0.0.weight": (8, 4)}, "SDXL UNet"),
+    ("sd15_in_comfy_layout", {f"model.diffusion_model.{k}": s for k, s in _SD15_UNET.items()},
+     "Stable Diffusion 1.x UNet"),
+    ("sd15_full", {**{f"model.diffusion_model.{k}": s for k, s in _SD15_UNET.items()},
+                   "first_stage_model.encoder.conv_in.weight": (4, 3, 3, 3),
+                   "cond_stage_model.transformer.text_model.embeddings.position_ids": (1, 77)},
+     r"full checkpoint \(Stable Diffusion 1.x UNet.*models/checkpoints"),
+    ("lora", {"lora_unet_input_blocks_1_1_proj_in.lora_down.weight": (4, 8),
+              "lora_unet_input_blocks_1_1_proj_in.lora_up.weight": (8, 4)}, "LoRA.*models/loras"),
+    ("controlnet", {"input_hint_block.0.weight": (4, 3, 3, 3), "zero_convs.0.0.weight": (4, 4, 1, 1)},
+     "ControlNet.*models/controlnet"),
+    ("flux1", {"img_in.weight": (8, 64), "txt_in.weight": (8, 16), "double_blocks.0.img_mod.lin.weight": (48, 8)},
+     "FLUX.1 transformer.*Load Diffusion Model"),
+    ("sd3", {"joint_blocks.0.x_block.attn.qkv.weight": (24, 8), "x_embedder.proj.weight": (8, 16, 2, 2)},
+     "SD3"),
+    ("qwen", {"model.embed_tokens.weight": (16, 8), "model.layers.0.self_attn.q_proj.weight": (8, 8)},
+     "text encoder.*models/text_encoders"),
+]
+
+
+@pytest.mark.parametrize("name,shapes,says", _FOREIGN, ids=[f[0] for f in _FOREIGN])
+def test_a_wrong_file_says_what_it_is_and_where_it_belongs(tmp_path, name, shapes, says):
+    path = _header_file(tmp_path / f"{name}.safetensors", shapes)
+    with pytest.raises(CheckpointError, match=says) as e:
+        mc.load_dit(path)
+    assert "bartduis/modality_forcing" in str(e.value)  # and what to load instead
+    with pytest.raises(CheckpointError, match=says):  # the cheap check says the same, reading no tensor data
+        check_dit_file(path)
+
+
+def test_errors_carry_the_package_name_comfyui_shows():
+    # ComfyUI's error panel prints `cls.__module__ + "." + cls.__qualname__` (execution.py full_type_name)
+    for cls in (CheckpointError, mc.AutoEncoderCheckpointError, mc.PromptTooLongError, mc.WeightsNotFoundError,
+                mc.NonFiniteResultError, mc.MissingDependencyError):
+        assert f"{cls.__module__}.{cls.__qualname__}" == f"mofo_core.{cls.__name__}"
+        assert getattr(mc, cls.__name__) is cls

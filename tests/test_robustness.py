@@ -91,7 +91,7 @@ def test_text_encoder_loads_safetensors_only(tmp_path):
 
     from conftest import FIXTURES
 
-    from mofo_core.checkpoint import CheckpointError
+    from mofo_core.errors import CheckpointError
     from mofo_core.text_encoder import QwenTextEmbedder
 
     te = tmp_path / "te"
