@@ -10,12 +10,16 @@ negative depth when the model predicts c >= 2).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 from einops import rearrange
 from torch import Tensor
 
 from .config import DEPTH_PATCH
+
+log = logging.getLogger(__name__)
 
 # Largest contracted value decoded when robust: c = 2 - 1/d, so 1.999 decodes to depth 1000 x mean.
 _C_MAX = 2.0 - 1e-3
@@ -103,6 +107,11 @@ def encode_depth(depth: Tensor, *, robust: bool = False) -> Tensor:
     if bool((counts == 0).any()):
         bad = [i for i, n in enumerate(counts.tolist()) if n == 0]
         raise ValueError(f"depth map(s) {bad} have no finite positive pixel; nothing to encode")
+    invalid = int(valid.numel() - counts.sum())
+    if invalid and (robust or bool(torch.isfinite(d).all())):  # (non-finite without robust is an error below)
+        log.warning("%d of %d depth pixels (%.1f%%) are <= 0, NaN or inf: encoded as 'no depth'%s", invalid,
+                    valid.numel(), 100.0 * invalid / valid.numel(),
+                    "" if robust else " (and left in the unit mean: use robust to normalise over valid pixels only)")
     if robust:
         mean = torch.where(valid, d, torch.zeros_like(d)).flatten(1).sum(1) / counts  # (B,)
         d = torch.where(valid, d / mean.clamp(min=1e-12)[:, None, None], torch.zeros_like(d))

@@ -13,8 +13,9 @@ from comfy_api.latest import io
 from ..mofo_core.loading import load_dit
 from ..mofo_core.perf import ATTENTION_BACKENDS, compile_blocks, set_attention
 from ..mofo_core.weights import RELEASE_REPO, download_files
+from .messages import shows_warnings
 from .runtime import MofoModelHandle
-from .types import CATEGORY, MofoModel
+from .types import MofoModel, node_schema
 
 WEIGHT_DTYPES = ["default", "bf16", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp32"]
 ATTENTION = list(ATTENTION_BACKENDS)
@@ -60,10 +61,9 @@ DTYPE_TIP = ("storage dtype of the body; compute is bf16 (fp32 for fp32); the de
 class MofoModelLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return node_schema(
             node_id="MofoModelLoader",
             display_name="Mofo Load Model",
-            category=CATEGORY,
             description="Loads the Modality Forcing DiT (model.safetensors from bartduis/modality_forcing) from "
             "models/diffusion_models. v1 / v2 is read off the weights.",
             inputs=[
@@ -76,6 +76,7 @@ class MofoModelLoader(io.ComfyNode):
         )
 
     @classmethod
+    @shows_warnings
     def execute(cls, model_name: str, weight_dtype: str, attention: str = "auto", compile: bool = False):
         path = folder_paths.get_full_path_or_raise("diffusion_models", model_name)
         return io.NodeOutput(load_handle(path, weight_dtype, model_name, attention, compile))
@@ -84,16 +85,16 @@ class MofoModelLoader(io.ComfyNode):
 class MofoDownloadModel(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return node_schema(
             node_id="MofoDownloadModel",
             display_name="Mofo Download + Load Model",
-            category=CATEGORY,
             description="Loads models/diffusion_models/modality_forcing/model.safetensors (found in any "
             "diffusion_models folder ComfyUI knows, e.g. models/unet/modality_forcing/ too); when it is nowhere, "
             "first downloads it (24 GB, resumable) with config.json into models/diffusion_models/modality_forcing/. "
             "Weights: CC BY-NC 4.0 (non-commercial).",
             inputs=[
-                io.String.Input("repo_id", default=RELEASE_REPO),
+                io.String.Input("repo_id", default=RELEASE_REPO,
+                                tooltip="Hugging Face repository to download from when the file is not found"),
                 io.Combo.Input("weight_dtype", options=WEIGHT_DTYPES, default="default", tooltip=DTYPE_TIP),
                 *_perf_inputs(),
             ],
@@ -101,6 +102,7 @@ class MofoDownloadModel(io.ComfyNode):
         )
 
     @classmethod
+    @shows_warnings
     def execute(cls, repo_id: str, weight_dtype: str, attention: str = "auto", compile: bool = False):
         found = find_release_model()
         if found is None:

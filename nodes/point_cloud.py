@@ -11,7 +11,8 @@ from ..mofo_core.export import write_glb, write_ply
 from ..mofo_core.pointcloud import depth_to_points
 from ..mofo_core.render import render_points
 from .files import output_paths
-from .types import CATEGORY, MofoDepth
+from .messages import shows_warnings
+from .types import MofoDepth, node_schema
 
 
 def _file3d_output():
@@ -22,22 +23,24 @@ def _file3d_output():
 class MofoDepthToPointCloud(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return node_schema(
             node_id="MofoDepthToPointCloud",
             display_name="Mofo Depth To Point Cloud",
-            category=CATEGORY,
             description="Back-projects relative depth with a pinhole camera (horizontal FOV) into a coloured point "
             "cloud in glTF axes (+Y up, camera at the origin looking down -Z) and saves PLY + GLB under output/. "
             "Connect model_3d to PreviewPointCloud / SavePointCloud, or ply_path to Preview3D.",
             inputs=[
                 io.Image.Input("image", tooltip="colours; resized to the depth's size if they differ"),
-                MofoDepth.Input("depth"),
-                io.Float.Input("fov_deg", default=DEFAULT_FOV_DEG, min=1.0, max=179.0, step=0.5),
+                MofoDepth.Input("depth", tooltip="raw depth (Mofo Depth Decode)"),
+                io.Float.Input("fov_deg", default=DEFAULT_FOV_DEG, min=1.0, max=179.0, step=0.5,
+                               tooltip="horizontal field of view of the camera, degrees (65 = the reference)"),
                 io.Float.Input("edge_rtol", default=0.04, min=0.0, max=1.0, step=0.005,
                                tooltip="drop pixels on depth edges (flying points); 0 keeps all"),
-                io.Boolean.Input("outlier_removal", default=False),
-                io.Int.Input("batch_index", default=0, min=0, max=4095),
-                io.String.Input("filename_prefix", default="mofo/cloud"),
+                io.Boolean.Input("outlier_removal", default=False,
+                                 tooltip="drop statistical outliers (5 neighbours, 1 std, as the reference; slower)"),
+                io.Int.Input("batch_index", default=0, min=0, max=4095, tooltip="which depth map of the batch"),
+                io.String.Input("filename_prefix", default="mofo/cloud",
+                                tooltip="under the output folder; PLY and GLB are both written"),
             ],
             outputs=[io.String.Output(display_name="ply_path"), io.String.Output(display_name="glb_path"),
                      *_file3d_output()],
@@ -45,6 +48,7 @@ class MofoDepthToPointCloud(io.ComfyNode):
         )
 
     @classmethod
+    @shows_warnings
     def execute(cls, image, depth, fov_deg, edge_rtol, outlier_removal, batch_index, filename_prefix):
         d = depth["depth"]
         if batch_index >= d.shape[0]:

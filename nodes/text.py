@@ -13,10 +13,12 @@ from comfy_api.latest import io
 from ..mofo_core.config import TEXT_TOKENS, V1
 from ..mofo_core.errors import PromptTooLongError
 from ..mofo_core.text_encoder import QwenTextEmbedder
+from .messages import shows_warnings
 from .runtime import patcher_class
-from .types import CATEGORY, MofoTextEncoder
+from .types import MofoTextEncoder, node_schema
 
 log = logging.getLogger(__name__)
+TOO_LONG = ["truncate", "error"]
 WIDTH = V1.context_in_dim  # 3 x 4096: Qwen3-8B hidden states 9, 18, 27
 
 
@@ -40,34 +42,46 @@ def check_conditioning(cond, what: str = "conditioning", width: int = WIDTH):
 class MofoTextEncode(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return node_schema(
             node_id="MofoTextEncode",
             display_name="Mofo Text Encode",
-            category=CATEGORY,
             description="Encodes a prompt into exactly 512 tokens of Qwen3-8B features as the Modality Forcing "
             "reference does. Connect ComfyUI's CLIPLoader (qwen_3_8b.safetensors, type flux2) or a Mofo Text Encoder "
             "Loader (transformers, reference-exact bf16 path). For the negative use an empty prompt: the model's "
             "unconditional is the encoded empty prompt, not zeros.",
             inputs=[
-                io.String.Input("text", multiline=True, dynamic_prompts=True),
-                io.Clip.Input("clip", optional=True),
-                MofoTextEncoder.Input("text_encoder", optional=True),
+                io.String.Input("text", multiline=True, dynamic_prompts=True,
+                                tooltip=f"the prompt ({TEXT_TOKENS} Qwen3 tokens are read); empty for the negative"),
+                io.Clip.Input("clip", optional=True,
+                              tooltip="CLIPLoader with qwen_3_8b.safetensors (or _fp8mixed), type flux2"),
+                MofoTextEncoder.Input("text_encoder", optional=True,
+                                      tooltip="or a Mofo Text Encoder Loader (transformers); connect exactly one"),
+                io.Combo.Input("too_long", options=TOO_LONG, default=TOO_LONG[0], optional=True,
+                               tooltip=f"a prompt over {TEXT_TOKENS} tokens: truncate drops the end as the "
+                               "reference does (a warning on the node says how many tokens); error stops instead"),
             ],
             outputs=[io.Conditioning.Output()],
         )
 
     @classmethod
-    def execute(cls, text: str, clip=None, text_encoder=None) -> io.NodeOutput:
+    @shows_warnings
+    def execute(cls, text: str, clip=None, text_encoder=None, too_long: str = TOO_LONG[0]) -> io.NodeOutput:
         if (clip is None) == (text_encoder is None):
             raise ValueError("connect exactly one text encoder: CLIPLoader (qwen_3_8b.safetensors, type flux2) or "
                              "Mofo Text Encoder Loader")
+        if too_long not in TOO_LONG:
+            raise ValueError(f"too_long must be one of {TOO_LONG}, got {too_long!r}")
+        truncate = too_long == "truncate"
         if text_encoder is not None:
-            return io.NodeOutput(encode_with_transformers(text_encoder, text))
+            return io.NodeOutput(encode_with_transformers(text_encoder, text, truncate=truncate))
         cond = clip.encode_from_tokens_scheduled(clip.tokenize(text))
         t = check_conditioning(cond, "the text encoder's output")
         if t.shape[1] > TEXT_TOKENS:
-            log.warning("prompt is %d tokens; the model reads %d, the rest is dropped (as the reference does)",
-                        t.shape[1], TEXT_TOKENS)
+            if not truncate:
+                raise PromptTooLongError(f"the prompt is {t.shape[1]} tokens; the model reads {TEXT_TOKENS}. Shorten "
+                                         "it, or set too_long to truncate (drops the end, as the reference does)")
+            log.warning("prompt is %d tokens; the model reads %d: the last %d are dropped (as the reference does)",
+                        t.shape[1], TEXT_TOKENS, t.shape[1] - TEXT_TOKENS)
             cond = [[t[:, :TEXT_TOKENS], {**cond[0][1], "attention_mask": _cut(cond[0][1].get("attention_mask"))}]]
         return io.NodeOutput(cond)
 
@@ -75,19 +89,22 @@ class MofoTextEncode(io.ComfyNode):
 class MofoTextEncoderLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return node_schema(
             node_id="MofoTextEncoderLoader",
             display_name="Mofo Text Encoder Loader (transformers)",
-            category=CATEGORY,
             description="Loads a Qwen3-8B folder in Hugging Face format (config.json, tokenizer, *.safetensors) from "
             "models/text_encoders with transformers: the reference's exact text path, and the one that works on "
             "ComfyUI versions without native Qwen3-8B. Only the first 27 layers are loaded.",
-            inputs=[io.Combo.Input("folder", options=_hf_folders()),
-                    io.Combo.Input("dtype", options=["bf16", "fp32"], default="bf16")],
+            inputs=[io.Combo.Input("folder", options=_hf_folders(),
+                                   tooltip="a Qwen3-8B folder (config.json, tokenizer, *.safetensors) under "
+                                   "models/text_encoders"),
+                    io.Combo.Input("dtype", options=["bf16", "fp32"], default="bf16",
+                                   tooltip="bf16 = the reference's; fp32 for CPU checks (2x the memory)")],
             outputs=[MofoTextEncoder.Output(display_name="text_encoder")],
         )
 
     @classmethod
+    @shows_warnings
     def execute(cls, folder: str, dtype: str) -> io.NodeOutput:
         path = next((p for p in _roots() if (p / folder / "config.json").is_file()), None)
         if path is None:
@@ -107,11 +124,13 @@ class TextEncoderHandle:
     patcher: object  # ModelPatcher: ComfyUI offloads the encoder before the DiT loads
 
 
-def encode_with_transformers(handle: TextEncoderHandle, text: str):
+def encode_with_transformers(handle: TextEncoderHandle, text: str, truncate: bool = True):
     mm.load_models_gpu([handle.patcher])
     try:
         ctx = handle.embedder.encode([text])
     except PromptTooLongError as e:
+        if not truncate:
+            raise PromptTooLongError(f"{e}. In ComfyUI: set too_long to truncate") from e
         log.warning("%s -- dropping the end, as the reference does", e)
         ctx = handle.embedder.encode([text], truncate=True)
     return [[ctx.to(mm.intermediate_device()), {"pooled_output": None}]]

@@ -23,3 +23,9 @@ MofoFit = io.Custom("MOFO_FIT")
 MofoTextEncoder = io.Custom("MOFO_TEXT_ENCODER")
 
 CATEGORY = "ModalityForcing"
+
+
+def node_schema(**kw) -> io.Schema:
+    """io.Schema with the pack's category and the node's id as a hidden input (to show warnings on the node)."""
+    hidden = [io.Hidden.unique_id] if hasattr(io, "Hidden") else []
+    return io.Schema(category=CATEGORY, hidden=hidden, **kw)

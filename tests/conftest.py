@@ -34,3 +34,11 @@ def load_fixture(name: str) -> tuple[dict[str, torch.Tensor], dict]:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """(tmp, {node_id: node class}): the pack loaded against ComfyUI stand-ins, with tiny weights in its models/."""
+    from node_env import pack_env
+
+    yield from pack_env(tmp_path_factory)

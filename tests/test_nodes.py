@@ -2,67 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import shutil
 import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, ROOT
-
-from mofo_core.tiny_assets import build_tiny_dit_files
-
-sys.path.insert(0, str(ROOT / "tests" / "comfy_stubs"))
-import stubs  # noqa: E402
-
-# Saved workflows store widget values by position: these orders are a compatibility promise.
-WIDGETS = {
-    "MofoModelLoader": ["model_name", "weight_dtype", "attention", "compile"],
-    "MofoDownloadModel": ["repo_id", "weight_dtype", "attention", "compile"],
-    "MofoTextEncode": ["text"],
-    "MofoTextEncoderLoader": ["folder", "dtype"],
-    "MofoScheduler": ["steps", "mode", "mu", "log2_alpha", "rgb_denoise", "depth_denoise"],
-    "MofoSampler": ["cfg", "depth_cfg", "seed", "width", "height", "batch_size", "noise", "batch_cfg", "mask_feather"],
-    "MofoDepthDecode": ["colormap"],
-    "MofoDepthEncode": ["near_is_bright", "robust"],
-    "MofoFitImage": ["width", "height", "mode"],
-    "MofoDepthToPointCloud": ["fov_deg", "edge_rtol", "outlier_removal", "batch_index", "filename_prefix"],
-    "MofoSaveDepth": ["filename_prefix", "format"],
-}
-
-
-def _load_pack(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("comfy")
-    saved = stubs.install(tmp)
-    pack = _load_pack("mofo_pack")
-    assert "mofo_pack.nodes" not in sys.modules  # the root __init__ imports nothing at load time
-    ext = asyncio.run(pack.comfy_entrypoint())
-    nodes = {cls.define_schema().node_id: cls for cls in asyncio.run(ext.get_node_list())}
-    build_tiny_dit_files(tmp / "models" / "diffusion_models" / "mofo_tiny", seed=0)
-    shutil.copytree(FIXTURES / "tiny_qwen3", tmp / "models" / "text_encoders" / "qwen3_tiny")
-    yield tmp, nodes
-    for k in [k for k in sys.modules if k == "mofo_pack" or k.startswith("mofo_pack.")]:
-        del sys.modules[k]
-    for k, v in saved.items():
-        if v is None:
-            sys.modules.pop(k, None)
-        else:
-            sys.modules[k] = v
-
-
-def run(nodes, node_id, **kw):
-    return nodes[node_id].execute(**kw).args
+from conftest import ROOT
+from node_env import WIDGETS, run, stubs
+from node_env import pipeline as _pipeline
 
 
 def test_root_init_exports_two_names_only():
@@ -78,14 +26,6 @@ def test_every_node_registers_with_stable_id_category_and_widget_order(env):
         assert schema.category == "ModalityForcing" and schema.description
         widgets = [i.id for i in schema.inputs if getattr(i, "widget", False)]
         assert widgets == WIDGETS[node_id], node_id
-
-
-def _pipeline(nodes, tmp, **sampler_kw):
-    (model,) = run(nodes, "MofoModelLoader", model_name="mofo_tiny/model.safetensors", weight_dtype="default")
-    (te,) = run(nodes, "MofoTextEncoderLoader", folder="qwen3_tiny", dtype="fp32")
-    (pos,) = run(nodes, "MofoTextEncode", text="a red chair", text_encoder=te)
-    (neg,) = run(nodes, "MofoTextEncode", text="", text_encoder=te)
-    return model, pos, neg
 
 
 def test_text_to_rgb_depth_point_cloud(env):
@@ -447,7 +387,8 @@ def test_sampler_masks_keep_the_latents_outside_and_warn_on_a_resized_mask(env):
               seed=4, width=512, height=512, batch_size=1, noise="cpu", rgb_latent=rgb_in, depth_latent=depth_in)
     out = nodes["MofoSampler"].execute(rgb_mask=rgb_mask, depth_mask=depth_mask, **kw)
     rgb, dl = out.args
-    assert "depth_mask is 24x16" in out.ui["text"][0] and "resized" in out.ui["text"][0]
+    (note,) = out.ui["mofo_warnings"]  # shown on the node, in a toast and in the history (nodes/messages.py)
+    assert "depth_mask is 24x16" in note and "resized" in note
     r_in, r_out = rgb_in["samples"].flatten(2), rgb["samples"].flatten(2)  # (1, 128, 6)
     assert torch.equal(r_out[..., 1:], r_in[..., 1:]) and not torch.equal(r_out[..., 0], r_in[..., 0])
     d_in, d_out = depth_in["samples"], dl["samples"]

@@ -212,21 +212,31 @@ class ComfyServer:
         except urllib.error.HTTPError as e:
             raise RuntimeError(f"POST {path} -> {e.code}: {e.read().decode(errors='replace')[:3000]}") from e
 
-    def run_prompt(self, prompt: dict, timeout: float = 600) -> dict:
+    def run_prompt(self, prompt: dict, timeout: float = 600, *, client_id: str | None = None) -> dict:
         """Queue an API-format prompt and wait for its history entry; raises with the error if it failed."""
-        pid = self.post("/prompt", {"prompt": prompt, "client_id": uuid.uuid4().hex})["prompt_id"]
+        entry = self.finish(self.queue(prompt, client_id), timeout)
+        status = entry.get("status", {})
+        if status.get("status_str") == "error" or not status.get("completed", True):
+            raise RuntimeError(f"prompt failed: {json.dumps(self.errors(entry))[:4000]}")
+        return entry
+
+    def queue(self, prompt: dict, client_id: str | None = None) -> str:
+        return self.post("/prompt", {"prompt": prompt, "client_id": client_id or uuid.uuid4().hex})["prompt_id"]
+
+    def finish(self, pid: str, timeout: float = 600) -> dict:
+        """The history entry of a queued prompt once it is done (succeeded or failed)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             h = self.get(f"/history/{pid}")
             if pid in h:
-                entry = h[pid]
-                status = entry.get("status", {})
-                if status.get("status_str") == "error" or not status.get("completed", True):
-                    msgs = [m for m in status.get("messages", []) if m[0] == "execution_error"]
-                    raise RuntimeError(f"prompt failed: {json.dumps(msgs)[:4000]}")
-                return entry
+                return h[pid]
             time.sleep(0.5)
         raise TimeoutError(f"prompt {pid} did not finish in {timeout} s")
+
+    @staticmethod
+    def errors(entry: dict) -> list[dict]:
+        """The execution_error messages of a history entry (exception_type, exception_message, node_type, ...)."""
+        return [m[1] for m in entry.get("status", {}).get("messages", []) if m[0] == "execution_error"]
 
 
 # -- UI workflow -> API prompt ---------------------------------------------------------------------------

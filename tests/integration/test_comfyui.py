@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.request
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import comfy_harness as ch  # noqa: E402
+from ws_client import TEXT_EVENT, WebSocket, progress_text  # noqa: E402
 
 pytestmark = pytest.mark.skipif(ch.comfy_dir() is None, reason="COMFYUI_DIR is not set to a ComfyUI checkout")
 
@@ -33,7 +36,7 @@ SMALL = {  # class_type -> input overrides for CPU speed
 DOCUMENTED = {  # node -> inputs documented in the README
     "MofoModelLoader": {"model_name", "weight_dtype", "attention", "compile"},
     "MofoDownloadModel": {"repo_id", "weight_dtype", "attention", "compile"},
-    "MofoTextEncode": {"text", "clip", "text_encoder"},
+    "MofoTextEncode": {"text", "clip", "text_encoder", "too_long"},
     "MofoTextEncoderLoader": {"folder", "dtype"},
     "MofoScheduler": {"steps", "mode", "mu", "log2_alpha", "rgb_denoise", "depth_denoise"},
     "MofoSampler": {"model", "positive", "negative", "rgb_sigmas", "depth_sigmas", "cfg", "depth_cfg", "seed", "width",
@@ -176,6 +179,69 @@ def test_mask_of_another_size_is_resized_with_a_note_in_the_node(server):
         if node["class_type"] == "MofoSampler":
             node["inputs"]["seed"] = 12345  # not cached from the workflow run
     outputs = server.run_prompt(prompt)["outputs"]
-    notes = [t for o in outputs.values() for t in o.get("text", [])]
+    samplers = [nid for nid, n in prompt.items() if n["class_type"] == "MofoSampler"]
+    notes = [t for nid in samplers for t in outputs.get(nid, {}).get("mofo_warnings", [])]
     assert notes and all("rgb_mask is 512x512 but the image is 64x64" in t or "depth_mask" in t for t in notes)
     assert "resized to fit" in server.log()
+
+
+def _encode_prompt(text: str, too_long: str) -> dict:
+    return {
+        "2": {"class_type": "MofoTextEncoderLoader", "inputs": {"folder": "qwen3_tiny", "dtype": "fp32"}},
+        "3": {"class_type": "MofoTextEncode", "inputs": {"text": text, "text_encoder": ["2", 0], "too_long": too_long}},
+        "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}},  # an output node, so that 3 runs
+    }
+
+
+def test_a_warning_reaches_the_browser_on_the_node_as_an_event_and_in_the_history(server):
+    """What the browser gets over /ws while a too-long prompt is cut (web/mofo_warnings.js turns the event into a
+    toast; ComfyUI's own frontend writes the progress text on the node)."""
+    cid = uuid.uuid4().hex
+    ws = WebSocket(server.port, cid, timeout=120)
+    try:
+        pid = server.queue(_encode_prompt("a long prompt " * 400, "truncate"), cid)
+        events, texts = [], []
+        while True:
+            m = ws.receive()
+            if isinstance(m, tuple) and m[0] == TEXT_EVENT:
+                texts.append(progress_text(m[1]))
+            elif isinstance(m, dict) and m["type"] == "mofo.warning":
+                events.append(m["data"])
+            elif isinstance(m, dict) and m["type"] in ("executing", "execution_error") and \
+                    m["data"].get("prompt_id") == pid and (m["type"] == "execution_error" or m["data"]["node"] is None):
+                break
+    finally:
+        ws.close()
+    entry = server.finish(pid)
+    assert entry["status"]["status_str"] == "success"
+    (warning,) = entry["outputs"]["3"]["mofo_warnings"]
+    assert "tokens" in warning and "dropping the end" in warning
+    assert events == [{"node": "3", "message": warning}]
+    assert texts == [("3", f"\u26a0 {warning}")]
+
+
+def test_errors_shown_in_the_error_panel_have_clean_type_names(server):
+    entry = server.finish(server.queue(_encode_prompt("a long prompt " * 400, "error")))
+    (err,) = server.errors(entry)
+    assert err["exception_type"] == "mofo_core.PromptTooLongError" and "too_long" in err["exception_message"]
+    unet = {"input_blocks.0.0.weight": (4, 4, 3, 3), "middle_block.0.in_layers.0.weight": (4,),
+            "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (8, 768)}
+    from safetensors.numpy import save_file
+
+    save_file({k: np.zeros(v, np.float32) for k, v in unet.items()},
+              str(server.base / "models" / "diffusion_models" / "sd15_unet.safetensors"))
+    prompt = {"1": {"class_type": "MofoModelLoader", "inputs": {"model_name": "sd15_unet.safetensors",
+                                                                 "weight_dtype": "default", "attention": "auto",
+                                                                 "compile": False}},
+              "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+    entry = server.finish(server.queue(prompt))
+    (err,) = server.errors(entry)
+    assert err["exception_type"] == "mofo_core.CheckpointError"
+    assert "Stable Diffusion 1.x UNet" in err["exception_message"]
+
+
+def test_the_web_extension_is_served(server):
+    js = [e for e in server.get("/extensions") if ch.PACK_NAME in e]
+    assert js == [f"/extensions/{ch.PACK_NAME}/mofo_warnings.js"]
+    with urllib.request.urlopen(server.url + js[0], timeout=30) as r:
+        assert b"mofo.warning" in r.read()

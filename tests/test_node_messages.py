@@ -1,0 +1,136 @@
+"""What a ComfyUI user sees: tooltips, warnings on the node / in a toast / in the history, the too-long prompt
+choice, and error names (against the ComfyUI stand-ins; tests/integration checks the same on a real server)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import types
+from types import SimpleNamespace
+
+import pytest
+import torch
+from node_env import run
+from safetensors.torch import save_file
+
+
+class FakeServer:
+    """server.PromptServer.instance: records what the pack sends to the browser."""
+
+    client_id = "browser-1"  # ComfyUI sets it to the client that queued the running prompt
+
+    def __init__(self):
+        self.events, self.texts = [], []
+
+    def send_sync(self, event, data, sid=None):
+        assert sid == self.client_id  # only the person who queued the prompt sees it
+        self.events.append((event, data))
+
+    def send_progress_text(self, text, node_id, sid=None):
+        assert sid == self.client_id
+        self.texts.append((node_id, text))
+
+
+@pytest.fixture
+def server(monkeypatch):
+    fake = FakeServer()
+    monkeypatch.setitem(sys.modules, "server", types.SimpleNamespace(PromptServer=SimpleNamespace(instance=fake)))
+    return fake
+
+
+def _as_node(monkeypatch, cls, node_id):
+    monkeypatch.setattr(cls, "hidden", SimpleNamespace(unique_id=node_id), raising=False)
+    return cls
+
+
+def test_every_input_of_every_node_has_a_tooltip(env):
+    _, nodes = env
+    missing = [f"{node_id}.{i.id}" for node_id, cls in nodes.items() for i in cls.define_schema().inputs
+               if not (i.tooltip or "").strip()]
+    assert missing == []
+
+
+def test_an_empty_point_cloud_is_shown_on_the_node_in_a_toast_and_in_the_history(env, server, monkeypatch):
+    _, nodes = env
+    node = _as_node(monkeypatch, nodes["MofoDepthToPointCloud"], "17")
+    depth = torch.rand(1, 16, 16) * 10 + 0.1  # noise: every pixel is on a depth edge at edge_rtol 0.04
+    out = node.execute(image=torch.rand(1, 16, 16, 3), depth={"depth": depth}, fov_deg=65.0, edge_rtol=0.04,
+                       outlier_removal=False, batch_index=0, filename_prefix="mofo/t")
+    (msg,) = out.ui["mofo_warnings"]
+    assert "every valid pixel lies on a depth edge" in msg and "raise edge_rtol" in msg
+    assert out.ui["images"]  # the node's own UI output is kept
+    assert server.events == [("mofo.warning", {"node": "17", "message": msg})]
+    assert server.texts == [("17", f"⚠ {msg}")]
+
+
+def test_a_quiet_node_adds_nothing_and_other_threads_are_not_collected(env, server, monkeypatch):
+    _, nodes = env
+    node = _as_node(monkeypatch, nodes["MofoScheduler"], "3")
+    pack_log = logging.getLogger(sys.modules[nodes["MofoScheduler"].__module__].__name__)
+
+    def other_thread():
+        pack_log.warning("from another prompt's thread")
+
+    real_execute = node.execute.__wrapped__
+
+    def execute_with_noise(cls, **kw):  # a warning logged on another thread while this node runs
+        t = threading.Thread(target=other_thread)
+        t.start()
+        t.join()
+        return real_execute(cls, **kw)
+
+    from mofo_pack.nodes.messages import shows_warnings
+
+    out = shows_warnings(execute_with_noise)(node, steps=2, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
+                                             depth_denoise=1.0)
+    assert out.ui is None and server.events == [] and server.texts == []
+
+
+class LongClip:
+    """A CLIP whose encoder returns `n` tokens of Qwen3-8B width (as ComfyUI's flux2 text encoder does)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def tokenize(self, text):
+        return {"qwen3_8b": text}
+
+    def encode_from_tokens_scheduled(self, tokens):
+        return [[torch.ones(1, self.n, 3 * 4096), {"attention_mask": torch.ones(1, self.n)}]]
+
+
+def test_a_too_long_prompt_is_cut_with_a_visible_warning_or_refused(env, server, monkeypatch):
+    _, nodes = env
+    node = _as_node(monkeypatch, nodes["MofoTextEncode"], "5")
+    out = node.execute(text="long", clip=LongClip(600))  # a saved workflow without the new widget: truncate
+    (cond,) = out.args
+    assert cond[0][0].shape == (1, 512, 3 * 4096) and cond[0][1]["attention_mask"].shape == (1, 512)
+    (msg,) = out.ui["mofo_warnings"]
+    assert "600 tokens" in msg and "last 88 are dropped" in msg
+    with pytest.raises(ValueError, match="600 tokens.*set too_long to truncate") as e:
+        node.execute(text="long", clip=LongClip(600), too_long="error")
+    assert type(e.value).__name__ == "PromptTooLongError" and type(e.value).__module__ == "mofo_core"
+    short = node.execute(text="short", clip=LongClip(300), too_long="error")
+    assert short.args[0][0][0].shape[1] == 300 and short.ui is None
+
+
+def test_depth_with_invalid_pixels_says_how_many(env, server):
+    _, nodes = env
+    d = torch.ones(1, 32, 32)
+    d[:, :8] = 0.0  # a quarter without depth (sky, holes)
+    out = nodes["MofoDepthEncode"].execute(near_is_bright=False, robust=True, depth={"depth": d})
+    (msg,) = out.ui["mofo_warnings"]
+    assert "256 of 1024 depth pixels (25.0%)" in msg
+    assert server.events and server.texts == []  # no node id (no hidden input): a toast, no node text
+
+
+def test_a_wrong_model_file_is_named_with_a_clean_error_type(env):
+    tmp, nodes = env
+    unet = {"input_blocks.0.0.weight": (4, 4, 3, 3), "middle_block.0.in_layers.0.weight": (4,),
+            "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (8, 768)}
+    save_file({k: torch.zeros(s) for k, s in unet.items()}, tmp / "models/diffusion_models/sd15_unet.safetensors")
+    with pytest.raises(ValueError, match="Stable Diffusion 1.x UNet.*Load Diffusion Model") as e:
+        run(nodes, "MofoModelLoader", model_name="sd15_unet.safetensors", weight_dtype="default")
+    # what ComfyUI's error panel prints as the type (execution.py full_type_name): no folder path
+    assert f"{type(e.value).__module__}.{type(e.value).__qualname__}" == "mofo_core.CheckpointError"
