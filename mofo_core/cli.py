@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_FOV_DEG
+from .config import ATTENTION_BACKENDS, DEFAULT_FOV_DEG, FP8_SCALINGS
 
 DTYPES = ("bf16", "fp32", "fp16", "fp8")
 REFERENCE_MAX_POINTS = 1_200_000  # = pointcloud.REFERENCE_MAX_POINTS (not imported: --help stays numpy-free)
@@ -56,13 +56,13 @@ def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
     )
     p.add_argument(
         "--fp8-scaling",
-        choices=("row", "tensor"),
-        default="row",
+        choices=FP8_SCALINGS,
+        default=FP8_SCALINGS[0],
         help="with --dtype fp8: one scale per output channel and per token, or one per matrix",
     )
     p.add_argument(
         "--attention",
-        choices=("auto", "sdpa", "flash", "cudnn", "efficient"),
+        choices=ATTENTION_BACKENDS,
         default="auto",
         help="attention kernel (auto: the fastest measured one for the GPU, PyTorch's choice on CPU)",
     )

@@ -77,6 +77,10 @@ RELEASE_MU = 1.1
 RELEASE_SIGMA = 1.0
 # Horizontal field of view assumed for point clouds and meshes (the reference's guess; the model knows none).
 DEFAULT_FOV_DEG = 65.0
+# Attention kernels one can ask for (`mofo_core.perf`: auto = the fastest measured for the GPU, SDPA on CPU).
+ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient")
+# fp8 weight scaling: one scale per output channel (and per token), or one per matrix (`mofo_core.fp8`).
+FP8_SCALINGS = ("row", "tensor")
 
 
 # Sampler constant: the depth head predicts x0; v = (x_t - x0) / max(t, X_PREDICTION_T_MIN)

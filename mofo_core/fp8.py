@@ -24,9 +24,11 @@ from functools import cache
 import torch
 from torch import Tensor, nn
 
+from .config import FP8_SCALINGS
+
 FP8 = torch.float8_e4m3fn
 FP8_MAX = 448.0  # largest finite e4m3fn value
-SCALINGS = ("tensor", "row")
+SCALINGS = FP8_SCALINGS
 # State-dict names (prefix-free) of the matrices converted by default.
 BLOCK_MATRIX = re.compile(
     r"^(double_blocks|single_blocks|depth_decoder_blocks)\.\d+\."

@@ -24,11 +24,11 @@ from functools import cache
 import torch
 from torch import Tensor, nn
 
+from .config import ATTENTION_BACKENDS
 from .model.math import AttentionFn, sdpa
 
 log = logging.getLogger(__name__)
 
-ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient")
 _SDP = {"flash": "FLASH_ATTENTION", "cudnn": "CUDNN_ATTENTION", "efficient": "EFFICIENT_ATTENTION"}
 # Measured choice per CUDA compute capability (major, minor); anything else uses PyTorch's own choice.
 AUTO_ATTENTION: dict[tuple[int, int], str] = {(9, 0): "cudnn"}
