@@ -24,7 +24,6 @@ from functools import cache
 import torch
 from torch import Tensor, nn
 
-from . import fp8_kernels
 from .config import FP8_SCALINGS
 
 FP8 = torch.float8_e4m3fn
@@ -86,9 +85,6 @@ class FP8Linear(nn.Module):
         # True on a device with fp8 matrix units; None = decide from the input's device at each call (weights
         # loaded on the CPU and moved by someone else, e.g. ComfyUI's model manager). Set by `set_native`.
         self.native: bool | None = None
-        # One-pass Triton quantisation of the activations (`mofo_core.fp8_kernels`), with row scaling on a native
-        # device where Triton is present. Set with `native`.
-        self.fused_quant = False
         self.weight = nn.Parameter(torch.empty(out_features, in_features, dtype=FP8, device=device),
                                    requires_grad=False)
         scale_shape = () if scaling == "tensor" else (out_features,)
@@ -104,7 +100,7 @@ class FP8Linear(nn.Module):
 
     def _apply(self, fn, recurse: bool = True):
         out = super()._apply(fn, recurse)
-        _set_path(self)  # .to() / .cuda() moved us
+        self.native = True if _scaled_mm_ok(self.weight.device) else None  # .to() / .cuda() moved us
         return out
 
     def extra_repr(self) -> str:
@@ -113,13 +109,10 @@ class FP8Linear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
+        xq, sa = quantize_activation(x2, self.scaling)
         sb = self.weight_scale if self.scaling == "tensor" else self.weight_scale.view(1, -1)
         out_dtype = x.dtype if x.dtype in (torch.bfloat16, torch.float16, torch.float32) else torch.bfloat16
         native = self.native if self.native is not None else _scaled_mm_ok(x.device)
-        if self.fused_quant and x.is_cuda:
-            xq, sa = torch.ops.mofo.quantize_rows(x2)
-        else:
-            xq, sa = quantize_activation(x2, self.scaling)
         if native and x.is_cuda:
             out = torch._scaled_mm(xq, self.weight.t(), scale_a=sa, scale_b=sb, out_dtype=out_dtype,
                                    use_fast_accum=self.fast_accum)
@@ -160,13 +153,8 @@ def set_native(model: nn.Module) -> nn.Module:
     """Fix each `FP8Linear`'s path from its weight's device (fp8 units: `torch._scaled_mm`; else decided per call)."""
     for m in model.modules():
         if isinstance(m, FP8Linear):
-            _set_path(m)
+            m.native = True if _scaled_mm_ok(m.weight.device) else None
     return model
-
-
-def _set_path(m: FP8Linear) -> None:
-    m.native = True if _scaled_mm_ok(m.weight.device) else None
-    m.fused_quant = bool(m.native) and m.scaling == "row" and fp8_kernels.register()
 
 
 def fp8_loader(model: nn.Module, *, scaling: str = "row", fast_accum: bool = True,
