@@ -1,4 +1,4 @@
-"""Command line: `python -m mofo_core {joint,i2d,d2i,edit,demo} ...` (the reference scripts' options, plus more).
+"""Command line: `python -m mofo_core {joint,i2d,d2i,edit,batch,demo} ...` (the reference scripts' options, plus more).
 
 Prints the written paths. Bad input gives one `error:` line and exit status 2; nothing is written then.
 """
@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--log2-alpha", type=float, default=5.0, help="RGB + depth regenerated: depth/RGB tilt")
     e.add_argument("--disparity", action="store_true", help="--depth is disparity (near = bright)")
     e.add_argument("--robust-depth", action="store_true", help="normalise --depth over valid pixels only")
+    from .batch import add_parser as add_batch
+
+    add_batch(sub)
     demo = sub.add_parser("demo", formatter_class=_Help,
                           help="offline end-to-end run on tiny RANDOM weights (writes every output file)")
     demo.add_argument("--output-dir", default="./mofo_outputs/demo")
@@ -387,10 +390,15 @@ def main(argv: list[str] | None = None) -> int:
             from .demo import run_demo
 
             paths = run_demo(a.output_dir, cache_dir=a.cache_dir, say=lambda s: print(s, file=sys.stderr))
+        elif a.command == "batch":
+            from .batch import run_batch
+
+            return run_batch(a, say=lambda s: print(s, file=sys.stderr))  # progress lines; 1: some jobs failed
         else:
             paths = run(a)
     except KeyboardInterrupt as e:  # also during start-up (imports), before anything is written
-        print(f"{'terminated' if isinstance(e, _Terminated) else 'interrupted'}: nothing was written", file=sys.stderr)
+        kept = "finished jobs are kept; run it again to resume" if a.command == "batch" else "nothing was written"
+        print(f"{'terminated' if isinstance(e, _Terminated) else 'interrupted'}: {kept}", file=sys.stderr)
         return 143 if isinstance(e, _Terminated) else 130
     except _user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
