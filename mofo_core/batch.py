@@ -174,29 +174,35 @@ class BatchState:
     def save(self) -> None:
         from .export import atomic_path
 
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps({"version": 1, "jobs": self.jobs}, indent=1), encoding="utf-8")
 
 
 class BatchWorker:
-    """One resident pipeline (DiT and text encoder kept loaded) that runs jobs and writes their run folders."""
+    """One resident pipeline (DiT and text encoder kept loaded) that runs jobs and writes their run folders.
+
+    The models load in `ready()` (or the first `run`), not in __init__: a load error then reaches the caller as
+    itself (e.g. WeightsNotFoundError), not as a dead Ray actor."""
 
     def __init__(self, opts: dict):
-        import torch
-
-        from .pipeline import MofoPipeline
-
-        dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16, "fp8": torch.bfloat16}
-        self.opts = opts
-        self.pipe = MofoPipeline.from_pretrained(
-            opts["model"], text_encoder=opts["text_encoder"], offline=opts.get("offline") or None,
-            device=opts.get("device"), dtype=dtype[opts.get("dtype", "bf16")], keep_text_encoder=True,
-            attention=opts.get("attention", "auto"), compile=opts.get("compile", False),
-            fp8="row" if opts.get("dtype") == "fp8" else None,
-        )
-        self.pipe.dit  # noqa: B018 -- loaded now: resident for every job, and a bad file fails at start
+        self.opts, self.pipe = opts, None
 
     def ready(self) -> str:
+        """Load the models (once); returns this worker's name, host/device/pid."""
+        if self.pipe is None:
+            import torch
+
+            from .pipeline import MofoPipeline
+
+            o = self.opts
+            dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16, "fp8": torch.bfloat16}
+            self.pipe = MofoPipeline.from_pretrained(
+                o["model"], text_encoder=o["text_encoder"], offline=o.get("offline") or None, device=o.get("device"),
+                dtype=dtype[o.get("dtype", "bf16")], keep_text_encoder=True, attention=o.get("attention", "auto"),
+                compile=o.get("compile", False), fp8="row" if o.get("dtype") == "fp8" else None,
+            )
+            self.pipe.dit  # noqa: B018 -- loaded now: resident for every job, and a bad file fails at start
         return f"{socket.gethostname()}/{self.pipe.device}/pid{os.getpid()}"
 
     def run(self, job: dict) -> dict:
@@ -204,6 +210,7 @@ class BatchWorker:
         from .pipeline import GenerateParams
 
         t0 = time.perf_counter()
+        name = self.ready()
         image = depth = None
         if job.get("image"):
             from .images import load_image
@@ -218,12 +225,13 @@ class BatchWorker:
         o = self.opts
         out = save_run(o["output_dir"], result, fov_deg=o.get("fov_deg", 65.0), edge_rtol=o.get("edge_rtol", 0.04),
                        exr=o.get("exr", True))
-        return {"run_dir": str(out["run_dir"]), "seconds": round(time.perf_counter() - t0, 3), "worker": self.ready()}
+        return {"run_dir": str(out["run_dir"]), "seconds": round(time.perf_counter() - t0, 3), "worker": name}
 
 
-def _error_text(e: BaseException) -> str:
+def _error_text(e: BaseException, *, whole: bool = False) -> str:
     cause = getattr(e, "cause", None) or e  # Ray's RayTaskError carries the worker's exception as .cause
-    return f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"
+    text = str(cause).strip()
+    return f"{type(cause).__name__}: {text[:2000] if whole else (text.splitlines() or [''])[0][:300]}"
 
 
 class _Queue:
@@ -268,6 +276,7 @@ class _Queue:
 
 def run_local(jobs: list[Job], opts: dict, queue: _Queue) -> None:
     worker = BatchWorker(opts)
+    queue.say(f"1 worker: {worker.ready()}")
     while (job := queue.take()) is not None:
         try:
             queue.finished(job, worker.run(asdict(job)))
@@ -303,7 +312,7 @@ def run_ray(jobs: list[Job], opts: dict, queue: _Queue, *, address: str | None, 
         try:
             names = ray.get([w.ready.remote() for w in workers])
         except ray.exceptions.RayError as e:
-            raise ValueError(f"a batch worker could not load the model: {_error_text(e)}") from e
+            raise ValueError(f"a batch worker could not load the model: {_error_text(e, whole=True)}") from e
         queue.say(f"{n} workers: {', '.join(names)}")
         running: dict = {}  # ObjectRef -> (worker, job)
         idle = list(workers)
@@ -337,8 +346,7 @@ def run_batch(a, say: Callable[[str], None] = log.info) -> int:
     if not a.local and a.device:
         raise ValueError("--device is for --local; Ray workers get one GPU each (or --cpu-workers N: one CPU each)")
     jobs = load_jobs(a.jobs)  # every line checked before anything loads
-    out = check_output_dir(a.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(a.output_dir)  # created at the first job (a worker that cannot load writes nothing)
     state = BatchState.open(out)
     queue = _Queue(jobs, state, a.retries, say)
     opts = dict(model=a.model, text_encoder=a.text_encoder, offline=a.offline, dtype=a.dtype, attention=a.attention,

@@ -72,6 +72,14 @@ def test_a_bad_line_is_one_error_naming_its_line_before_anything_loads(tmp_path,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_worker_that_cannot_load_the_model_is_one_error_and_writes_nothing(tmp_path, capsys):
+    jobs = _write(tmp_path / "jobs.jsonl", GOOD)
+    out = tmp_path / "out"
+    assert main(["batch", str(jobs), "--model", str(tmp_path / "no_model"), "--offline", "--local", "--output-dir",
+                 str(out)]) == 2
+    assert "missing weights" in capsys.readouterr().err and not out.exists()
+
+
 def test_inputs_are_checked_up_front_and_ids_are_stable(tmp_path):
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "img.png")
     (tmp_path / "broken.png").write_bytes(b"not a png")
