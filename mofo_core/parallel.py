@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import torch
 from torch import Tensor
@@ -71,8 +71,8 @@ class ParallelDenoiser:
     """A `Denoiser` (see `mofo_core.sampling`) over replicas of one DiT, one per device; the first is the primary.
 
     The replicas must hold the same weights (the caller loads them; `MofoPipeline(devices=...)` does). Inputs may
-    live anywhere; outputs are on the primary's device. Call `close()` (or use it as a context manager) to stop
-    the worker threads.
+    live anywhere; outputs are on the primary's device. `close()` (or leaving a `with` block) stops the worker
+    threads; a later split forward starts them again.
     """
 
     def __init__(self, replicas: Sequence[torch.nn.Module]):
@@ -85,8 +85,7 @@ class ParallelDenoiser:
         self.replicas = list(replicas)
         self.devices = [_device_of(r) for r in self.replicas]
         self.in_channels, self.depth_channels = first.in_channels, first.depth_channels
-        n = len(self.replicas) - 1
-        self._pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="mofo-parallel") if n else None
+        self._pool: ThreadPoolExecutor | None = None  # started at the first split forward
 
     # the rest of the DiT's interface (config, dtype, ...) is the primary's
     def __getattr__(self, name):
@@ -108,11 +107,14 @@ class ParallelDenoiser:
         # (B, ...) -> k contiguous parts along the batch: with B = 2b' from batch_cfg, part 0 = cond, part 1 = uncond
         parts = [x.tensor_split(k) for x in (rgb, depth, ctx, t_rgb, t_depth)]
         jobs = [tuple(p[i] for p in parts) for i in range(k)]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=len(self.replicas) - 1, thread_name_prefix="mofo-parallel")
         futures = [self._pool.submit(self._run, i, jobs[i], height, width) for i in range(1, k)]
         try:
-            outs = [self._run(0, jobs[0], height, width)]
+            first = self._run(0, jobs[0], height, width)
         finally:
-            outs += [f.result() for f in futures]  # waits for every worker (also when part 0 failed)
+            wait(futures)  # no forward is left running when this returns or raises
+        outs = [first] + [f.result() for f in futures]  # a worker's exception is raised here
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])  # (B, N, 128), (B, N, 256)
 
     def _run(self, i: int, args: tuple[Tensor, ...], height: int, width: int) -> tuple[Tensor, Tensor]:

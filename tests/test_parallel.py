@@ -74,7 +74,7 @@ def test_worker_thread_runs_without_autograd_and_errors_reach_the_caller():
             return dit.parameters()
 
         def predict(self, *args):
-            raise RuntimeError("replica 2 is out of memory")
+            raise RuntimeError("a replica is out of memory")
 
     seen = {}
 
@@ -88,8 +88,12 @@ def test_worker_thread_runs_without_autograd_and_errors_reach_the_caller():
     with ParallelDenoiser([dit, Spy(_dit().requires_grad_(True))]) as par:
         _run(par, 1)
     assert seen == {"grad": False, "graph": False}
-    with ParallelDenoiser([dit, Broken()]) as par, pytest.raises(RuntimeError, match="replica 2"):
+    with ParallelDenoiser([dit, Broken()]) as par, pytest.raises(RuntimeError, match="out of memory"):
         _run(par, 1)
+    other = Counting(_dit())
+    with ParallelDenoiser([Broken(), other]) as par, pytest.raises(RuntimeError, match="out of memory"):
+        _run(par, 1)  # the first replica fails: its error, after the other one's forward has finished
+    assert other.batches == [1]
 
 
 def test_missing_gpus_and_conflicting_options_are_clear_errors():
