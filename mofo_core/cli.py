@@ -1,4 +1,4 @@
-"""Command line: `python -m mofo_core {joint,i2d,d2i,edit,demo} ...` (the reference scripts' options, plus more).
+"""Command line: `python -m mofo_core {joint,i2d,d2i,edit,batch,demo} ...` (the reference scripts' options, plus more).
 
 Prints the written paths. Bad input gives one `error:` line and exit status 2; nothing is written then.
 """
@@ -71,6 +71,14 @@ def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
         action="store_true",
         help="lower peak GPU memory: cond/uncond one after the other, DiT freed for the VAE decode",
     )
+    p.add_argument(
+        "--gpus",
+        type=int,
+        default=1,
+        help="CFG-parallel: cond and uncond at the same time on cuda:0 .. cuda:N-1, one model copy per GPU (pick "
+        "GPUs with CUDA_VISIBLE_DEVICES). Same result as one GPU up to bf16 rounding. Fewer CUDA GPUs than N is an "
+        "error (no fallback). A cfg 1 job at --batch 1 (i2d) has nothing to split and runs on cuda:0 alone",
+    )
     p.add_argument("--output-dir", default="./outputs", help="runs are written to new folders here")
     p.add_argument("--cfg-scale", type=float, default=cfg_default, help="guidance for the RGB (and depth) head")
     p.add_argument("--depth-cfg", type=float, default=None, help="guidance for the depth head (default: --cfg-scale)")
@@ -139,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--log2-alpha", type=float, default=5.0, help="RGB + depth regenerated: depth/RGB tilt")
     e.add_argument("--disparity", action="store_true", help="--depth is disparity (near = bright)")
     e.add_argument("--robust-depth", action="store_true", help="normalise --depth over valid pixels only")
+    from .batch import add_parser as add_batch
+
+    add_batch(sub)
     demo = sub.add_parser("demo", formatter_class=_Help,
                           help="offline end-to-end run on tiny RANDOM weights (writes every output file)")
     demo.add_argument("--output-dir", default="./mofo_outputs/demo")
@@ -232,6 +243,26 @@ def _check_device(spec: str | None) -> str:
     return str(dev)
 
 
+def _check_gpus(a) -> None:
+    """--gpus N: N CUDA GPUs must be there (an error, never a quiet fall back to one GPU)."""
+    if a.gpus < 1:
+        raise ValueError(f"--gpus must be at least 1, got {a.gpus}")
+    if a.gpus == 1:
+        return
+    import torch
+
+    n = torch.cuda.device_count()
+    if n < a.gpus:
+        raise ValueError(f"--gpus {a.gpus}: this machine has {n} CUDA GPU(s) that this PyTorch ({torch.__version__}) "
+                         f"can use; run with --gpus {max(n, 1)} (or without --gpus)")
+    if a.device is not None and a.device not in ("cuda", "cuda:0"):
+        raise ValueError(f"--gpus {a.gpus} runs on cuda:0 .. cuda:{a.gpus - 1}; drop --device {a.device} (pick the "
+                         "GPUs with CUDA_VISIBLE_DEVICES)")
+    if a.lowvram:
+        raise ValueError(f"--lowvram runs cond and uncond one after the other on one GPU, --gpus {a.gpus} runs them "
+                         "on several GPUs at once; use one or the other")
+
+
 def _preflight(a) -> None:
     """Checks of the options that nothing else checks before the weights load (all cheap)."""
     from .outputs import check_output_dir
@@ -245,6 +276,7 @@ def _preflight(a) -> None:
         raise ValueError(f"--edge-rtol must be a finite number >= 0 (0 disables), got {a.edge_rtol}")
     if a.max_points < 0:
         raise ValueError(f"--max-points must be >= 0 (0: no cap), got {a.max_points}")
+    _check_gpus(a)
     device = _check_device(a.device)
     if device == "cpu":
         logging.getLogger(__name__).warning(
@@ -316,6 +348,7 @@ def _run_with(a, job) -> list[Path]:
         attention=a.attention,
         fp8=a.fp8_scaling if a.dtype == "fp8" else None,
         lowvram=a.lowvram,
+        devices=[f"cuda:{i}" for i in range(a.gpus)] if a.gpus > 1 else None,
     )
     progress = _Progress(PASS_LABELS.get(a.command, ()))
     try:
@@ -355,10 +388,15 @@ def main(argv: list[str] | None = None) -> int:
             from .demo import run_demo
 
             paths = run_demo(a.output_dir, cache_dir=a.cache_dir, say=lambda s: print(s, file=sys.stderr))
+        elif a.command == "batch":
+            from .batch import run_batch
+
+            return run_batch(a, say=lambda s: print(s, file=sys.stderr))  # progress lines; 1: some jobs failed
         else:
             paths = run(a)
     except KeyboardInterrupt as e:  # also during start-up (imports), before anything is written
-        print(f"{'terminated' if isinstance(e, _Terminated) else 'interrupted'}: nothing was written", file=sys.stderr)
+        kept = "finished jobs are kept; run it again to resume" if a.command == "batch" else "nothing was written"
+        print(f"{'terminated' if isinstance(e, _Terminated) else 'interrupted'}: {kept}", file=sys.stderr)
         return 143 if isinstance(e, _Terminated) else 130
     except _user_errors() as e:
         print(f"error: {e}", file=sys.stderr)

@@ -201,8 +201,8 @@ def run_edit(
         t, b, left, r = p.pad
         src = img[t : H - b, left : W - r]  # the original image (no pad)
         rs, ds = schedule(p.steps, mode="i2d", mu=p.mu)
-        _, dep = sample(dit, null[:1], None, rs, ds, height=src.shape[0] // 16, width=src.shape[1] // 16,
-                        rgb=pipe.encode_image(src) if any(p.pad) else rgb, **kw)
+        _, dep = sample(pipe.denoiser(1), null[:1], None, rs, ds, height=src.shape[0] // 16,
+                        width=src.shape[1] // 16, rgb=pipe.encode_image(src) if any(p.pad) else rgb, **kw)
         dep = _pad_tokens(dep, (src.shape[0] // 16, src.shape[1] // 16), p.pad)  # (1, N, 256)
     else:
         dep = encode_depth(torch.from_numpy(d).to(pipe.device)[None], robust=p.robust_depth)
@@ -212,9 +212,10 @@ def run_edit(
     mode = {"both": "joint", "rgb": "d2i", "depth": "i2d"}[p.regenerate]
     rs, ds = schedule(p.steps, mode=mode, mu=p.mu, log2_alpha=p.log2_alpha if mode == "joint" else None,
                       rgb_denoise=p.rgb_denoise, depth_denoise=p.depth_denoise)
-    rgb_tok, depth_tok = sample(dit, ctx, null, rs, ds, height=h, width=w, cfg=p.cfg, depth_cfg=p.depth_cfg,
-                                rgb=rgb, depth=dep, rgb_mask=rgb_mask, depth_mask=depth_mask_px,
-                                mask_feather=p.feather, callback=callback, **kw)
+    guided = p.cfg != 1.0 or p.depth_cfg != 1.0
+    rgb_tok, depth_tok = sample(pipe.denoiser(p.batch * (2 if guided else 1)), ctx, null, rs, ds, height=h, width=w,
+                                cfg=p.cfg, depth_cfg=p.depth_cfg, rgb=rgb, depth=dep, rgb_mask=rgb_mask,
+                                depth_mask=depth_mask_px, mask_feather=p.feather, callback=callback, **kw)
 
     # 5. decode
     check_finite(rgb_tok, depth_tok)

@@ -180,12 +180,21 @@ class MofoPipeline:
         attention: str = "auto",
         fp8: str | None = None,
         lowvram: bool = False,
+        devices: list[str] | None = None,
     ):
         """dtype: DiT body dtype; fp8: None, "row" or "tensor" (e4m3 block matrices, `mofo_core.fp8`);
         attention: "auto", "sdpa", "flash", "cudnn" or "efficient" (`mofo_core.perf`); compile: compile the
         repeated blocks (CUDA; ~20 s warm-up, ~12 s from inductor's cache); lowvram: cond and uncond one
-        after the other, and the DiT freed for the VAE decode and reloaded by the next job."""
+        after the other, and the DiT freed for the VAE decode and reloaded by the next job; devices: two or more
+        devices for CFG-parallel sampling (`mofo_core.parallel`: cond on the first, uncond on the second, one DiT
+        replica each, loaded at the first forward that has a batch to split); the first is the main device."""
         self.files = files
+        self.devices, self._parallel = None, None
+        if devices is not None and len(devices) > 1:
+            from .parallel import check_devices
+
+            self.devices = check_devices(devices, main=device, lowvram=lowvram)
+            device = self.devices[0]
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = dtype
         self.text_dtype = text_dtype or (torch.bfloat16 if dtype != torch.float32 else torch.float32)
@@ -237,18 +246,36 @@ class MofoPipeline:
     @property
     def dit(self):
         if self._dit is None:
-
-            from .loading import load_dit, read_config_json
-
-            cfg = read_config_json(self.files.config_json) if self.files.config_json else None
-            self._dit = load_dit(self.files.dit, device=self.device, dtype=self.dtype, config_json=cfg, fp8=self.fp8)
-            from .perf import compile_blocks, set_attention
-
-            set_attention(self._dit, self.attention)
-            if self.compile:
-                compile_blocks(self._dit)
+            self._dit = self._load_dit(self.device)
             self._variant = self._dit.config.variant
         return self._dit
+
+    def _load_dit(self, device):
+        from .loading import load_dit, read_config_json
+        from .perf import compile_blocks, set_attention
+
+        cfg = read_config_json(self.files.config_json) if self.files.config_json else None
+        dit = load_dit(self.files.dit, device=device, dtype=self.dtype, config_json=cfg, fp8=self.fp8)
+        set_attention(dit, self.attention)
+        if self.compile:
+            compile_blocks(dit)
+        return dit
+
+    def denoiser(self, forward_batch: int):
+        """What `sample` runs: the DiT, or with several `devices` and a forward batch >= 2 (cond + uncond, or
+        batch >= 2) the `ParallelDenoiser` over one replica per device (the replicas load on first use)."""
+        dit = self.dit
+        if self.devices is None or forward_batch < 2:
+            if self.devices is not None:
+                log.info("one forward of batch 1 per step (cfg 1, batch 1): nothing to split, runs on %s alone",
+                         self.device)
+            return dit
+        if self._parallel is None:
+            from .parallel import ParallelDenoiser
+
+            log.info("loading DiT replicas on %s", ", ".join(str(d) for d in self.devices[1:]))
+            self._parallel = ParallelDenoiser([dit, *(self._load_dit(d) for d in self.devices[1:])])
+        return self._parallel
 
     def autoencoder(self, *, encoder: bool):
         from .autoencoder import load_autoencoder
@@ -350,11 +377,12 @@ class MofoPipeline:
             batch_cfg=not self.lowvram,
         )
         rgb_tok, depth_tok = sample(
-            dit, ctx, null, rs, ds, cfg=p.cfg, depth_cfg=p.depth_cfg, rgb=rgb_clean, depth=depth_clean, **kw
+            self.denoiser(p.batch * (2 if need_null else 1)), ctx, null, rs, ds, cfg=p.cfg, depth_cfg=p.depth_cfg,
+            rgb=rgb_clean, depth=depth_clean, **kw,
         )
         if p.refine_depth:
             rs2, ds2 = schedule(p.steps, mode="i2d", mu=p.mu)
-            _, depth_tok = sample(dit, ctx, None, rs2, ds2, cfg=1.0, rgb=rgb_tok, **kw)
+            _, depth_tok = sample(self.denoiser(p.batch), ctx, None, rs2, ds2, cfg=1.0, rgb=rgb_tok, **kw)
 
         # 4. decode
         from .autoencoder import tokens_to_latent
@@ -393,6 +421,7 @@ class MofoPipeline:
             fp8=self.fp8,
             attention=self.attention,
             device=str(self.device),
+            devices=[str(d) for d in self.devices] if self.devices else None,
             package="comfyui-modality-forcing",
             package_version=__version__,
             input_size=list(image.shape[:2])
