@@ -28,19 +28,26 @@ def _dtype(choice: str, device) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp8_e4m3fn": torch.float8_e4m3fn, "fp32": torch.float32}[choice]
 
 
-def load_handle(path: str, weight_dtype: str, name: str, attention: str = "auto", compile: bool = False):
+def build(path: str, weight_dtype: str, attention: str = "auto", compile: bool = False, device=None):
+    """The DiT for compute `device` (default: ComfyUI's), as ComfyUI loads models: in the offload device's memory,
+    except fp8_e4m3fn_fast, which is quantised as read on the compute device."""
+    device = device or mm.get_torch_device()
     if weight_dtype == "fp8_e4m3fn_fast":  # fp8 matrix units (RTX 40xx / H100+); quantised as read, on the GPU
-        dit = load_dit(path, device=mm.get_torch_device(), dtype=torch.bfloat16, fp8="row",
-                       operations=comfy.ops.manual_cast)
+        dit = load_dit(path, device=device, dtype=torch.bfloat16, fp8="row", operations=comfy.ops.manual_cast)
     else:
-        dtype = _dtype(weight_dtype, mm.get_torch_device())
+        dtype = _dtype(weight_dtype, device)
         compute = torch.bfloat16 if dtype.itemsize == 1 else dtype
         dit = load_dit(path, device=mm.unet_offload_device(), dtype=dtype, compute_dtype=compute,
                        operations=comfy.ops.manual_cast)
     set_attention(dit, attention)
     if compile:
         compile_blocks(dit)
-    return MofoModelHandle.wrap(dit, name)
+    return dit
+
+
+def load_handle(path: str, weight_dtype: str, name: str, attention: str = "auto", compile: bool = False):
+    return MofoModelHandle.wrap(build(path, weight_dtype, attention, compile), name,
+                                rebuild=lambda device: build(path, weight_dtype, attention, compile, device))
 
 
 def _perf_inputs():

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import comfy.model_management as mm
 import comfy.model_patcher
@@ -27,22 +28,46 @@ class MofoModelHandle:
 
     patcher: object  # comfy.model_patcher.ModelPatcher
     name: str
+    # builds the same DiT again for another device: (device) -> MofoDiT (CFG-parallel replicas)
+    rebuild: Callable[[torch.device], MofoDiT] | None = None
+    replicas: dict = field(default_factory=dict)  # str(device) -> ModelPatcher of a replica, kept across runs
 
     @classmethod
-    def wrap(cls, dit: MofoDiT, name: str) -> MofoModelHandle:
+    def wrap(cls, dit: MofoDiT, name: str, rebuild=None) -> MofoModelHandle:
         patcher = patcher_class()(dit, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
-        return cls(patcher, name)
+        return cls(patcher, name, rebuild)
+
+    def replica_patchers(self, gpus: int) -> list:
+        """ModelPatchers of DiT replicas on the next `gpus - 1` devices ComfyUI knows (built once, then kept and
+        offloaded / evicted by ComfyUI like any model). Cheap checks first: a clear error when there are fewer."""
+        if gpus <= 1:
+            return []
+        main = self.patcher.load_device
+        all_devices = getattr(mm, "get_all_torch_devices", lambda **k: [main])()
+        others = [d for d in all_devices if d != main]
+        if len(others) < gpus - 1:
+            raise ValueError(f"gpus is {gpus} but ComfyUI sees {len(others) + 1} device(s) "
+                             f"({', '.join(str(d) for d in [main, *others])}); set gpus to {len(others) + 1} or less")
+        if self.rebuild is None:
+            raise ValueError("this model handle cannot be copied to other GPUs; load it with Mofo Load Model")
+        out = []
+        for dev in others[: gpus - 1]:
+            if str(dev) not in self.replicas:
+                dit = self.rebuild(dev)
+                self.replicas[str(dev)] = patcher_class()(dit, load_device=dev, offload_device=mm.unet_offload_device())
+            out.append(self.replicas[str(dev)])
+        return out
 
     @property
     def dit(self) -> MofoDiT:
         return self.patcher.model
 
-    def load(self, tokens: int, batch: int) -> torch.device:
+    def load(self, tokens: int, batch: int, replicas: list | None = None) -> torch.device:
         """Put the weights on the compute device (partially when VRAM is short); returns the device."""
         cfg = self.dit.config
         # activations of one forward: ~ 24 hidden-sized bf16 tensors over the joint sequence, per sample
         memory_required = batch * tokens * cfg.hidden_size * 2 * 24
-        mm.load_models_gpu([self.patcher], memory_required=memory_required)
+        mm.load_models_gpu([self.patcher, *(replicas or [])], memory_required=memory_required)
         return self.patcher.load_device
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import comfy.model_management as mm
 import torch
 from comfy_api.latest import io
@@ -9,6 +11,7 @@ from comfy_api.latest import io
 from ..mofo_core.autoencoder import latent_to_tokens, tokens_to_latent
 from ..mofo_core.config import RELEASE_MU
 from ..mofo_core.masks import fit_mask
+from ..mofo_core.parallel import ParallelDenoiser
 from ..mofo_core.sampling import sample
 from ..mofo_core.schedules import MODES, schedule
 from .messages import shows_warnings
@@ -16,6 +19,7 @@ from .runtime import MofoModelHandle, make_step_callback
 from .text import check_conditioning
 from .types import MofoDepthLatent, MofoModel, node_schema
 
+log = logging.getLogger(__name__)
 NOISE = ["device (reference)", "cpu"]
 
 
@@ -99,6 +103,9 @@ class MofoSampler(io.ComfyNode):
                               tooltip="regenerate RGB only where the mask is 1; elsewhere rgb_latent is kept exactly"),
                 io.Mask.Input("depth_mask", optional=True,
                               tooltip="regenerate depth only where the mask is 1; elsewhere depth_latent is kept"),
+                io.Int.Input("gpus", default=1, min=1, max=16, optional=True,
+                             tooltip="CFG-parallel: cond on the first GPU, uncond on the second (a copy of the "
+                             "model on each; needs batch_cfg and cfg != 1). 1 = one GPU"),
             ],
             outputs=[io.Latent.Output(display_name="rgb_latent"), MofoDepthLatent.Output(display_name="depth_latent")],
         )
@@ -107,12 +114,12 @@ class MofoSampler(io.ComfyNode):
     @shows_warnings
     def execute(cls, model, positive, negative, rgb_sigmas, depth_sigmas, cfg, depth_cfg, seed, width, height,
                 batch_size, noise, batch_cfg=True, mask_feather=0, rgb_latent=None, depth_latent=None, rgb_mask=None,
-                depth_mask=None) -> io.NodeOutput:
+                depth_mask=None, gpus=1) -> io.NodeOutput:
         rgb, depth = run_sampler(model, positive, negative, rgb_sigmas, depth_sigmas, cfg=cfg,
                                  depth_cfg=None if depth_cfg < 0 else depth_cfg, seed=seed, size=(height, width),
                                  batch=batch_size, cpu_noise=noise == "cpu", rgb_latent=rgb_latent,
                                  depth_latent=depth_latent, batch_cfg=batch_cfg, rgb_mask=rgb_mask,
-                                 depth_mask=depth_mask, mask_feather=mask_feather)
+                                 depth_mask=depth_mask, mask_feather=mask_feather, gpus=gpus)
         return io.NodeOutput(rgb, depth)
 
 
@@ -133,7 +140,7 @@ def _grid(rgb_latent, depth_latent, size, batch) -> tuple[int, int, int]:
 
 def run_sampler(handle: MofoModelHandle, positive, negative, rgb_sigmas, depth_sigmas, *, cfg, depth_cfg, seed, size,
                 batch, cpu_noise, rgb_latent, depth_latent, batch_cfg=True, rgb_mask=None, depth_mask=None,
-                mask_feather=0):
+                mask_feather=0, gpus: int = 1):
     """ComfyUI types in, ComfyUI types out; the work is mofo_core.sample. Masks of another size than the image are
     resized, with a warning (shown on the node: nodes/messages.py)."""
     b, h, w = _grid(rgb_latent, depth_latent, size, batch)
@@ -149,18 +156,29 @@ def run_sampler(handle: MofoModelHandle, positive, negative, rgb_sigmas, depth_s
     ctx = check_conditioning(positive, "positive", width)
     guided = cfg != 1.0 or (depth_cfg is not None and depth_cfg != 1.0)
     null = check_conditioning(negative, "negative", width) if guided else None
-    device = handle.load(tokens=ctx.shape[1] + 2 * h * w, batch=b * (2 if guided and batch_cfg else 1))
+    split = gpus > 1 and guided and batch_cfg  # CFG-parallel: the batched forward is split across the GPUs
+    if gpus > 1 and not split:
+        log.warning("gpus %d: nothing to split (%s); running on one GPU", gpus,
+                    "cfg is 1" if not guided else "batch_cfg is off")
+    replicas = handle.replica_patchers(gpus) if split else []
+    device = handle.load(tokens=ctx.shape[1] + 2 * h * w, batch=b * (2 if guided and batch_cfg else 1),
+                         replicas=replicas)
     dit = handle.dit
+    denoiser = ParallelDenoiser([dit, *(r.model for r in replicas)]) if replicas else dit
     rgb = latent_to_tokens(rgb_latent["samples"]).to(device).to(dit.dtype).float() if rgb_latent else None
     dep = depth_latent["samples"].to(device).to(dit.dtype).float() if depth_latent else None
     rs, ds = torch.as_tensor(rgb_sigmas).float(), torch.as_tensor(depth_sigmas).float()
     noises = _cpu_noise(seed, b, h * w, rs, ds) if cpu_noise else {}
-    rgb_out, depth_out = sample(
-        dit, ctx.to(device).float().expand(b, -1, -1), null, rs, ds, height=h, width=w, cfg=cfg, depth_cfg=depth_cfg,
-        seed=None if cpu_noise else seed, rgb=rgb, depth=dep, callback=make_step_callback(len(rs) - 1, (h, w)),
-        batch_cfg=batch_cfg, mask_feather=mask_feather, **masks,
-        **{k: v.to(device) for k, v in noises.items()},
-    )
+    try:
+        rgb_out, depth_out = sample(
+            denoiser, ctx.to(device).float().expand(b, -1, -1), null, rs, ds, height=h, width=w, cfg=cfg,
+            depth_cfg=depth_cfg, seed=None if cpu_noise else seed, rgb=rgb, depth=dep,
+            callback=make_step_callback(len(rs) - 1, (h, w)), batch_cfg=batch_cfg, mask_feather=mask_feather,
+            **masks, **{k: v.to(device) for k, v in noises.items()},
+        )
+    finally:
+        if replicas:
+            denoiser.close()  # the worker threads; the replicas stay loaded under ComfyUI's model management
     out = mm.intermediate_device()
     return ({"samples": tokens_to_latent(rgb_out, h, w).to(out)},
             {"samples": depth_out.to(out), "height": h, "width": w})

@@ -24,7 +24,8 @@ WIDGETS = {
     "MofoTextEncode": ["text", "too_long"],  # too_long optional: API prompts without it still run
     "MofoTextEncoderLoader": ["folder", "dtype"],
     "MofoScheduler": ["steps", "mode", "mu", "log2_alpha", "rgb_denoise", "depth_denoise"],
-    "MofoSampler": ["cfg", "depth_cfg", "seed", "width", "height", "batch_size", "noise", "batch_cfg", "mask_feather"],
+    "MofoSampler": ["cfg", "depth_cfg", "seed", "width", "height", "batch_size", "noise", "batch_cfg", "mask_feather",
+                    "gpus"],
     "MofoDepthDecode": ["colormap"],
     "MofoDepthEncode": ["near_is_bright", "robust"],
     "MofoFitImage": ["width", "height", "mode"],

@@ -134,3 +134,32 @@ def test_a_wrong_model_file_is_named_with_a_clean_error_type(env):
         run(nodes, "MofoModelLoader", model_name="sd15_unet.safetensors", weight_dtype="default")
     # what ComfyUI's error panel prints as the type (execution.py full_type_name): no folder path
     assert f"{type(e.value).__module__}.{type(e.value).__qualname__}" == "mofo_core.CheckpointError"
+
+
+def test_sampler_gpus_splits_cfg_over_model_copies_and_refuses_missing_gpus(env, monkeypatch):
+    """CFG-parallel in the node: a copy of the DiT per extra device, under ComfyUI's model management; the result
+    equals one device. ComfyUI's device list is stubbed with a second (CPU) device; the GPU run is not tested."""
+    tmp, nodes = env
+    from node_env import pipeline
+
+    model, pos, neg = pipeline(nodes, tmp)
+    rs, ds = run(nodes, "MofoScheduler", steps=2, mode="joint", mu=1.1, log2_alpha=5.0, rgb_denoise=1.0,
+                 depth_denoise=1.0)
+    kw = dict(model=model, positive=pos, negative=neg, rgb_sigmas=rs, depth_sigmas=ds, cfg=3.0, depth_cfg=-1.0,
+              seed=7, width=32, height=32, batch_size=1, noise="cpu")
+    with pytest.raises(ValueError, match=r"gpus is 2 but ComfyUI sees 1 device.*set gpus to 1"):
+        run(nodes, "MofoSampler", gpus=2, **kw)
+    mm = sys.modules["comfy.model_management"]
+    monkeypatch.setattr(mm, "get_all_torch_devices", lambda **k: [torch.device("cpu"), torch.device("cpu", 1)],
+                        raising=False)
+    one = run(nodes, "MofoSampler", gpus=1, **kw)
+    two = run(nodes, "MofoSampler", gpus=2, **kw)
+    assert list(model.replicas) == ["cpu:1"]
+    copy = model.replicas["cpu:1"].model
+    assert copy is not model.dit and torch.equal(next(copy.parameters()), next(model.dit.parameters()))
+    for a, b in zip(one, two):
+        assert (a["samples"] - b["samples"]).abs().max() <= 1e-5 * a["samples"].abs().max()
+    run(nodes, "MofoSampler", gpus=2, **kw)
+    assert model.replicas["cpu:1"].model is copy  # built once, kept for later runs
+    out = nodes["MofoSampler"].execute(gpus=2, **{**kw, "cfg": 1.0})
+    assert "nothing to split (cfg is 1)" in out.ui["mofo_warnings"][0]

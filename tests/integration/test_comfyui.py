@@ -41,7 +41,7 @@ DOCUMENTED = {  # node -> inputs documented in the README
     "MofoScheduler": {"steps", "mode", "mu", "log2_alpha", "rgb_denoise", "depth_denoise"},
     "MofoSampler": {"model", "positive", "negative", "rgb_sigmas", "depth_sigmas", "cfg", "depth_cfg", "seed", "width",
                     "height", "batch_size", "noise", "batch_cfg", "mask_feather", "rgb_latent", "depth_latent",
-                    "rgb_mask", "depth_mask"},
+                    "rgb_mask", "depth_mask", "gpus"},
     "MofoDepthDecode": {"depth_latent", "colormap", "fit"},
     "MofoDepthEncode": {"depth", "depth_image", "near_is_bright", "robust"},
     "MofoFitImage": {"image", "width", "height", "mode"},
