@@ -1,8 +1,8 @@
 """Mesh files: binary glTF (GLB), binary PLY and Wavefront OBJ, written with numpy, Pillow and the standard library.
 
 The GLB follows the glTF 2.0 specification (Khronos, https://registry.khronos.org/glTF/specs/2.0/glTF-2.0.html):
-one TRIANGLES primitive with POSITION (float32 VEC3, with the required min / max), TEXCOORD_0 (float32 VEC2),
-indices (uint32 SCALAR) and either COLOR_0 (normalised uint8 VEC4) or a PNG base-colour texture embedded in the
+one TRIANGLES primitive with POSITION (float32 VEC3, with the required min / max), indices (uint32 SCALAR) and
+either COLOR_0 (normalised uint8 VEC4) or TEXCOORD_0 (float32 VEC2) with a PNG base-colour texture embedded in the
 binary chunk (never both: glTF multiplies COLOR_0 into the base colour, which would darken the texture twice).
 The material is double-sided and, by default, unlit (KHR_materials_unlit): the colours are a photograph's, which
 already holds its lighting. Every writer goes through `export.atomic_path` (temporary file, then rename).
@@ -90,11 +90,12 @@ def write_mesh_glb(path: str | os.PathLike, mesh: Mesh, *, texture: bool = True,
         "type": "VEC3", "min": [float(v) for v in pos.min(0)], "max": [float(v) for v in pos.max(0)],
     }]
     attributes = {"POSITION": 0}
-    uv = np.ascontiguousarray(mesh.uvs, dtype="<f4")
-    accessors.append({"bufferView": blob.add(uv.tobytes(), _ARRAY_BUFFER), "componentType": _FLOAT,
-                      "count": len(uv), "type": "VEC2"})
-    attributes["TEXCOORD_0"] = 1
-    if not texture and mesh.colors is not None:
+    if texture:
+        uv = np.ascontiguousarray(mesh.uvs, dtype="<f4")
+        accessors.append({"bufferView": blob.add(uv.tobytes(), _ARRAY_BUFFER), "componentType": _FLOAT,
+                          "count": len(uv), "type": "VEC2"})
+        attributes["TEXCOORD_0"] = 1
+    elif mesh.colors is not None:
         rgba = np.concatenate([mesh.colors, np.full((len(pos), 1), 255, np.uint8)], 1)  # (V, 4)
         accessors.append({"bufferView": blob.add(rgba.tobytes(), _ARRAY_BUFFER), "componentType": _UNSIGNED_BYTE,
                           "normalized": True, "count": len(rgba), "type": "VEC4"})
