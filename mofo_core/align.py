@@ -225,7 +225,7 @@ def scale_to_distance(
     """Scale a depth map so that a pixel or a region is `distance` away (median over the region's valid pixels).
 
     Args:
-        depth: (H, W) relative depth.
+        depth: (H, W) relative depth, or (B, H, W) for one scale over a batch (the region's median over all).
         distance: the stated distance, > 0, in the unit wanted (e.g. metres).
         at: (x, y) pixel (column, row) of the thing whose distance is known; a `window` x `window` square around
             it is used (edges clipped). Give exactly one of `at` and `region`.
@@ -241,9 +241,9 @@ def scale_to_distance(
         ValueError: a bad distance, point or region, or no valid depth there.
     """
     d = _as_real(depth, "depth")
-    if d.ndim != 2:
-        raise ValueError(f"depth must be a 2-D (H, W) map, got shape {d.shape}")
-    h, w = d.shape
+    if d.ndim not in (2, 3):
+        raise ValueError(f"depth must be an (H, W) map or a (B, H, W) batch, got shape {d.shape}")
+    h, w = d.shape[-2:]
     if not (math.isfinite(distance) and distance > 0):
         raise ValueError(f"distance must be a finite number > 0 (e.g. 0.75 for 75 cm), got {distance}")
     if (at is None) == (region is None):
@@ -262,17 +262,17 @@ def scale_to_distance(
         where = f"around pixel (x={x}, y={y})"
     else:
         sel = np.asarray(region)
-        if sel.shape != d.shape:
-            raise ValueError(f"region must be (H, W) = {d.shape} like the depth, got {sel.shape}")
+        if sel.shape not in ((h, w), d.shape):
+            raise ValueError(f"region must be (H, W) = {(h, w)} like the depth, got {sel.shape}")
         sel = sel.astype(bool)
         where = "inside the region mask"
-    sel &= _valid(d)
+    sel = np.broadcast_to(sel, d.shape) & _valid(d)
     if not sel.any():
         raise ValueError(f"no valid depth {where}; pick a pixel / region on a surface with depth")
     vals = d[sel]
     if measure == "ray":
         fx, fy, cx, cy = _resolve_intrinsics(w, h, fov_deg, None)
-        rows, cols = np.nonzero(sel)
+        rows, cols = np.nonzero(sel)[-2:]
         vals = vals * np.sqrt(1.0 + ((cols + 0.5 - cx) / fx) ** 2 + ((rows + 0.5 - cy) / fy) ** 2)
     s = float(distance) / float(np.median(vals))
     return apply_fit(d, s), AlignReport(method="distance", scale=s, pixels=int(sel.sum()), iterations=0)
