@@ -405,8 +405,8 @@ def write_edit_example(path: Path = EDIT_EXAMPLE, size: int = 512) -> None:
     example_scene.write_edit_example(path, size)
 
 
-WORKFLOW_MAKERS = (text_to_rgbd, image_to_depth, image_to_mesh, depth_to_image, depth_controlnet, depth_guided_edit, edit_inpaint,
-                   edit_outpaint, edit_restyle, edit_depth_fix)
+WORKFLOW_MAKERS = (text_to_rgbd, image_to_depth, image_to_mesh, depth_to_image, depth_controlnet, depth_guided_edit,
+                   edit_inpaint, edit_outpaint, edit_restyle, edit_depth_fix)
 
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
