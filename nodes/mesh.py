@@ -14,6 +14,7 @@ from .point_cloud import _colors
 from .types import CATEGORY, MofoDepth
 
 EXTRA_FORMATS = ["none", "ply", "obj"]
+DEFAULT_MAX_FACES = 2_500_000  # > 2 x 1023² (a whole 1024² grid); a 12-megapixel photo is subsampled to fit
 
 
 def _glb_output():
@@ -41,9 +42,9 @@ class MofoDepthToMesh(io.ComfyNode):
                 io.Float.Input("edge_rtol", default=0.04, min=0.0, max=1.0, step=0.005,
                                tooltip="relative depth jump that cuts the mesh (no stretched walls between "
                                "foreground and background); 0 connects everything"),
-                io.Int.Input("max_faces", default=0, min=0, max=50_000_000,
+                io.Int.Input("max_faces", default=DEFAULT_MAX_FACES, min=0, max=50_000_000,
                              tooltip="face budget: the grid is subsampled (every 2nd, 3rd ... pixel) until the mesh "
-                             "fits; 0 = every pixel (2 triangles per pixel)"),
+                             "fits (2.5 M keeps a 1024 x 1024 map whole); 0 = every pixel, 2 triangles each"),
                 io.Boolean.Input("texture", default=True,
                                  tooltip="embed the image as a texture (sharp); off: one colour per vertex"),
                 io.Combo.Input("extra_format", options=EXTRA_FORMATS, default="none",

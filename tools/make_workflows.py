@@ -163,7 +163,7 @@ def image_to_mesh():
     pn = g.add("PreviewImage", [], 4, 2, title="Normals (ControlNet colours)")
     g.link(nm, "normal_image", pn, "images")
     g.group("4. Metres: the centre is 2 m away; normals", [al, nm, pn], GREEN)
-    me = g.add("MofoDepthToMesh", [65.0, 0.04, 0, True, "none", 0, "mofo/mesh"], 5, 0)
+    me = g.add("MofoDepthToMesh", [65.0, 0.04, 2_500_000, True, "none", 0, "mofo/mesh"], 5, 0)
     g.link(li, "IMAGE", me, "image")
     g.link(al, "depth", me, "depth")
     p3 = g.add("Preview3D", [""], 6, 0, size=[480, 480])
