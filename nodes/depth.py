@@ -155,7 +155,9 @@ class MofoSaveDepth(io.ComfyNode):
 
         if png16_range not in PNG16_RANGES:
             raise ValueError(f"png16_range must be one of {PNG16_RANGES}")
-        tops = png16_max_depths(depth["depth"].float().cpu().numpy(), _RANGE_MODE[png16_range], png16_max_depth)
+        tops = None
+        if format == "png16":  # exr / npy store the values as they are
+            tops = png16_max_depths(depth["depth"].float().cpu().numpy(), _RANGE_MODE[png16_range], png16_max_depth)
         saved = save_depth_files(depth["depth"], filename_prefix, format, max_depths=tops)
         shown = "batch" if png16_range == "batch" else "per image"
         preview = ui.PreviewImage(depth_to_image(depth["depth"], normalize=shown), cls=cls).as_dict()
