@@ -94,6 +94,10 @@ def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
         default="camera",
         help="camera at the origin, or the cloud median-centred (the reference)",
     )
+    p.add_argument("--mesh", action="store_true", help="also write mesh.glb: the depth as a textured triangle mesh")
+    p.add_argument("--mesh-max-faces", type=int, default=0, help="mesh face budget by grid subsampling (0: none)")
+    p.add_argument("--depth-range", choices=("image", "batch"), default="image",
+                   help="depth16.png / depth_magma.png range: each image its own, or one over the --batch")
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the DiT blocks (CUDA; ~20 s warm-up, ~12 s once cached)"
     )
@@ -157,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", default=None, help="where the tiny random models are built (default ~/.cache/mofo)"
     )
     demo.add_argument("--verbose", action="store_true", help="log what loads and where")
+    from .geometry_cli import add_commands
+
+    add_commands(sub, _Help)  # mesh, align, normals: depth files in, no model
     return ap
 
 
@@ -277,6 +284,8 @@ def _preflight(a) -> None:
     if a.max_points < 0:
         raise ValueError(f"--max-points must be >= 0 (0: no cap), got {a.max_points}")
     _check_gpus(a)
+    if a.mesh_max_faces < 0 or a.mesh_max_faces == 1:
+        raise ValueError(f"--mesh-max-faces must be 0 (no budget) or >= 2, got {a.mesh_max_faces}")
     device = _check_device(a.device)
     if device == "cpu":
         logging.getLogger(__name__).warning(
@@ -357,7 +366,8 @@ def _run_with(a, job) -> list[Path]:
         progress.close()
     out = save_run(
         a.output_dir, result, fov_deg=a.fov_deg, edge_rtol=a.edge_rtol, sor=a.sor, center=a.center, exr=not a.no_exr,
-        max_points=a.max_points or None,
+        max_points=a.max_points or None, mesh=a.mesh, mesh_max_faces=a.mesh_max_faces or None,
+        depth_range=a.depth_range,
     )
     return [p for k, p in out.items() if k != "run_dir"]
 
@@ -392,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
             from .batch import run_batch
 
             return run_batch(a, say=lambda s: print(s, file=sys.stderr))  # progress lines; 1: some jobs failed
+        elif a.command in ("mesh", "align", "normals"):
+            from . import geometry_cli
+
+            paths = geometry_cli.run(a, say=lambda s: print(s, file=sys.stderr))
         else:
             paths = run(a)
     except KeyboardInterrupt as e:  # also during start-up (imports), before anything is written

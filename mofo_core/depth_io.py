@@ -178,8 +178,8 @@ def save_magma_png(path: str | os.PathLike, depth: np.ndarray) -> Path:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def save_depth_png16(path: str | os.PathLike, depth: np.ndarray) -> dict:
-    """Write depth as a 16-bit grayscale PNG, linearly scaled so the largest valid depth is 65535.
+def save_depth_png16(path: str | os.PathLike, depth: np.ndarray, max_depth: float | None = None) -> dict:
+    """Write depth as a 16-bit grayscale PNG, linearly scaled so the largest valid depth (or `max_depth`) is 65535.
 
     png = round(depth * scale) with scale = 65535 / max valid depth; invalid pixels (non-finite or <= 0)
     are 0, and so are depths below 0.5 / scale, which round to 0. The scale is also stored in the PNG's
@@ -188,12 +188,14 @@ def save_depth_png16(path: str | os.PathLike, depth: np.ndarray) -> dict:
     Args:
         path: output path; its folder must exist. Always PNG, whatever the suffix.
         depth: (H, W) depth, any positive unit.
+        max_depth: the depth stored as 65535 (default: this map's largest); one value for every frame of a
+            sequence (`depth_range.png16_max_depths`) keeps their PNG values comparable. Deeper pixels clip.
 
     Returns:
         {"path": Path, "scale": float (png units per depth unit), "max_depth": float (depth units)}.
 
     Raises:
-        ValueError: depth is not 2-D or has no finite positive pixel.
+        ValueError: depth is not 2-D or has no finite positive pixel, or max_depth is not a positive number.
     """
     from PIL import Image, PngImagePlugin
 
@@ -201,7 +203,9 @@ def save_depth_png16(path: str | os.PathLike, depth: np.ndarray) -> dict:
     valid = _valid(d)
     if not valid.any():
         raise ValueError("depth has no finite positive pixel; nothing to store in a 16-bit PNG")
-    max_depth = float(d[valid].max())
+    if max_depth is not None and not (np.isfinite(max_depth) and max_depth > 0):
+        raise ValueError(f"max_depth must be a finite depth > 0 (or None: this map's largest), got {max_depth}")
+    max_depth = float(d[valid].max()) if max_depth is None else float(max_depth)
     scale = PNG16_MAX / max_depth
     png = np.zeros(d.shape, dtype=np.uint16)
     png[valid] = np.clip(np.round(d[valid].astype(np.float64) * scale), 0, PNG16_MAX).astype(np.uint16)

@@ -2,7 +2,8 @@
 
 Files (suffix `_{i}` per batch element when batch > 1): rgb.png, depth.npy (float32 relative), depth16.png
 (16-bit, scale in metadata and the PNG), depth.exr (float), depth_magma.png (disparity colormap, near =
-bright), cloud.ply, cloud.glb, metadata.json. Everything is written into a hidden temporary folder that is
+bright), cloud.ply, cloud.glb, metadata.json, and with mesh=True mesh.glb (a textured triangle mesh, same camera as the
+cloud). Everything is written into a hidden temporary folder that is
 renamed into place at the end, so an error or an interruption leaves no partial run, and an existing run
 is never overwritten (two runs finishing together with one name get `name` and `name_2`). The folder is
 named `{YYYYmmdd_HHMMSS}_{mode}_{prompt slug}` as in the reference.
@@ -23,8 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from .config import DEFAULT_FOV_DEG
-from .depth_io import save_depth_exr, save_depth_npy, save_depth_png16, save_magma_png
+from .depth_io import magma, save_depth_exr, save_depth_npy, save_depth_png16, save_magma_png
+from .depth_range import disparity_vis_batch, png16_max_depths
 from .export import write_glb, write_ply
+from .mesh import depth_to_mesh
+from .mesh_export import write_mesh_glb
 from .pointcloud import REFERENCE_MAX_POINTS, depth_to_points
 
 log = logging.getLogger(__name__)
@@ -102,10 +106,16 @@ def save_run(
     center: str = "camera",
     exr: bool = True,
     max_points: int | None = REFERENCE_MAX_POINTS,
+    mesh: bool = False,
+    mesh_max_faces: int | None = None,
+    depth_range: str = "image",
 ) -> dict[str, Path]:
     """Write `result` (a `GenerationResult`) under a new folder of root; returns {name: path}.
 
-    max_points: point clouds over this size are a random subset of it (the reference's 1.2 M; None: no cap)."""
+    max_points: point clouds over this size are a random subset of it (the reference's 1.2 M; None: no cap).
+    mesh: also write mesh.glb (`mesh.depth_to_mesh`, textured with the RGB; mesh_max_faces: its face budget).
+    depth_range: "image" (each depth16.png / depth_magma.png its own range) or "batch" (one range over the batch,
+    `depth_range.py`, so the frames compare)."""
     meta = dict(result.metadata)
     root = Path(root)
     base = run_name(meta.get("mode", "run"), meta.get("prompt", ""))
@@ -116,7 +126,11 @@ def save_run(
         from PIL import Image
 
         b = result.rgb.shape[0]
-        scales, points = [], []
+        scales, points, faces = [], [], []
+        valid_idx = [i for i, d in enumerate(result.depth) if bool(np.any(np.isfinite(d) & (d > 0)))]
+        kept = [result.depth[i] for i in valid_idx]
+        top_of = dict(zip(valid_idx, png16_max_depths(kept, depth_range))) if kept else {}
+        vis_of = dict(zip(valid_idx, disparity_vis_batch(kept, "batch"))) if kept and depth_range == "batch" else {}
         for i in range(b):
             sfx = f"_{i}" if b > 1 else ""
             rgb, depth = result.rgb[i], result.depth[i]
@@ -128,14 +142,29 @@ def save_run(
                 log.warning("depth map %d has no valid pixel: no 16-bit PNG, colormap or point cloud for it", i)
                 scales.append(None)
                 points.append(0)
+                faces.append(0)
                 continue
-            scales.append(save_depth_png16(tmp / f"depth16{sfx}.png", depth)["scale"])
-            save_magma_png(tmp / f"depth_magma{sfx}.png", depth)
+            scales.append(save_depth_png16(tmp / f"depth16{sfx}.png", depth, top_of[i])["scale"])
+            if i in vis_of:  # one disparity range over the batch
+                Image.fromarray(magma(vis_of[i])).save(tmp / f"depth_magma{sfx}.png")
+            else:
+                save_magma_png(tmp / f"depth_magma{sfx}.png", depth)
             pts, cols = depth_to_points(depth, rgb, fov_deg=fov_deg, edge_rtol=edge_rtol, sor=sor, center=center,
                                         max_points=max_points)
             write_ply(tmp / f"cloud{sfx}.ply", pts, cols)
             write_glb(tmp / f"cloud{sfx}.glb", pts, cols)
             points.append(int(len(pts)))
+            if mesh:
+                m = depth_to_mesh(depth, rgb, fov_deg=fov_deg, edge_rtol=edge_rtol, max_faces=mesh_max_faces,
+                                  texture=True)
+                if m.face_count:
+                    write_mesh_glb(tmp / f"mesh{sfx}.glb", m)
+                else:
+                    log.warning("depth map %d: every pixel is on a depth edge, no mesh (lower --edge-rtol)", i)
+                faces.append(m.face_count)
+        if mesh:
+            meta.update(mesh_faces=faces if b > 1 else faces[0], mesh_max_faces=mesh_max_faces)
+        meta.update(depth_range=depth_range)
         meta.update(depth16_scale=scales if b > 1 else scales[0], point_count=points if b > 1 else points[0],
                     point_cloud={"fov_deg": fov_deg, "edge_rtol": edge_rtol, "sor": sor, "center": center,
                                  "max_points": max_points,

@@ -10,7 +10,9 @@ from pathlib import Path
 from comfy_api.latest import ComfyExtension, io
 
 from .depth import MofoDepthDecode, MofoDepthEncode, MofoFitImage, MofoSaveDepth
+from .geometry import MofoAlignDepth, MofoDepthNormals, MofoDepthToImage
 from .loader import MofoDownloadModel, MofoModelLoader
+from .mesh import MofoDepthToMesh
 from .point_cloud import MofoDepthToPointCloud
 from .sampler import MofoSampler, MofoScheduler
 from .text import MofoTextEncode, MofoTextEncoderLoader
@@ -27,6 +29,10 @@ NODES: list[type[io.ComfyNode]] = [
     MofoFitImage,
     MofoDepthToPointCloud,
     MofoSaveDepth,
+    MofoAlignDepth,
+    MofoDepthToMesh,
+    MofoDepthNormals,
+    MofoDepthToImage,
 ]
 
 

@@ -10,20 +10,27 @@ from comfy_api.latest import io, ui
 
 from ..mofo_core import depth_io
 from ..mofo_core.depth_codec import decode_depth, encode_depth
+from ..mofo_core.depth_range import disparity_vis_batch
 from ..mofo_core.fit import fit_image, unfit_depth
 from .messages import shows_warnings
 from .types import MofoDepth, MofoDepthLatent, MofoFit, node_schema
 
 log = logging.getLogger(__name__)
 COLORMAPS = ["grey", "magma"]
+PNG16_RANGES = ["per image", "batch", "fixed range"]
+NORMALIZE = ["per image", "batch"]  # depth_range modes "image" / "batch" (+ "fixed range" where near / far exist)
+_RANGE_MODE = {"per image": "image", "batch": "batch", "fixed range": "fixed"}
 
 
-def depth_to_image(depth: torch.Tensor, colormap: str = "grey") -> torch.Tensor:
-    """(B, H, W) relative depth -> IMAGE (B, H, W, 3): ControlNet convention, near = white, per-image robust
-    min-max of the disparity (5th-95th percentile, the reference's visualisation); invalid pixels black."""
+def depth_to_image(depth: torch.Tensor, colormap: str = "grey", normalize: str = "per image", *, near=None,
+                   far=None) -> torch.Tensor:
+    """(B, H, W) relative depth -> IMAGE (B, H, W, 3): ControlNet convention, near = white, robust min-max of the
+    disparity (5th-95th percentile, the reference's visualisation) per image or over the batch, or a fixed near / far
+    range (mofo_core.depth_range); invalid pixels black."""
+    if normalize not in _RANGE_MODE:
+        raise ValueError(f"normalize must be one of {list(_RANGE_MODE)}, got {normalize!r}")
     out = []
-    for d in depth.cpu().numpy():
-        vis = depth_io.depth_to_disparity_vis(d)
+    for vis in disparity_vis_batch(depth.float().cpu().numpy(), _RANGE_MODE[normalize], near=near, far=far):
         rgb = depth_io.magma(vis) / 255.0 if colormap == "magma" else np.repeat(vis[..., None], 3, axis=-1)
         out.append(torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)))
     return torch.stack(out)
@@ -53,13 +60,16 @@ class MofoDepthDecode(io.ComfyNode):
                                tooltip="of depth_image: grey (ControlNet, near = white) or magma (for viewing)"),
                 MofoFit.Input("fit", optional=True,
                               tooltip="Mofo Fit Image's fit: crop the bars, return depth at the input's size"),
+                io.Combo.Input("normalize", options=NORMALIZE, default=NORMALIZE[0], optional=True,
+                               tooltip="depth_image range: per image (each frame its own), or one range over the "
+                               "whole batch so the frames of a sequence do not flicker"),
             ],
             outputs=[MofoDepth.Output(display_name="depth"), io.Image.Output(display_name="depth_image")],
         )
 
     @classmethod
     @shows_warnings
-    def execute(cls, depth_latent, colormap, fit=None) -> io.NodeOutput:
+    def execute(cls, depth_latent, colormap, fit=None, normalize="per image") -> io.NodeOutput:
         d = decode_depth(depth_latent["samples"], depth_latent["height"], depth_latent["width"])
         bad = int((~(torch.isfinite(d) & (d > 0))).sum())
         if bad:  # the model predicted c >= 2 (infinitely far or beyond): black in depth_image, skipped in 3D
@@ -67,7 +77,7 @@ class MofoDepthDecode(io.ComfyNode):
                         "left out of point clouds", bad, d.numel(), 100.0 * bad / d.numel())
         if fit is not None:
             d = torch.from_numpy(np.stack([unfit_depth(x, fit["box"], fit["size"]) for x in d.cpu().numpy()]))
-        return io.NodeOutput({"depth": d.float().cpu()}, depth_to_image(d, colormap))
+        return io.NodeOutput({"depth": d.float().cpu()}, depth_to_image(d, colormap, normalize))
 
 
 class MofoDepthEncode(io.ComfyNode):
@@ -143,6 +153,11 @@ class MofoSaveDepth(io.ComfyNode):
                 io.Combo.Input("format", options=["png16", "exr", "npy"], default="png16",
                                tooltip="png16: 16-bit PNG with the scale in its text chunk; exr: float32; npy: "
                                "NumPy float32"),
+                io.Combo.Input("png16_range", options=PNG16_RANGES, default=PNG16_RANGES[0], optional=True,
+                               tooltip="png16: 65535 = each map's largest depth (per image), the batch's largest "
+                               "(one scale for a sequence), or png16_max_depth (fixed)"),
+                io.Float.Input("png16_max_depth", default=10.0, min=0.0001, max=1000000.0, step=0.1, optional=True,
+                               tooltip="png16 with png16_range fixed: the depth stored as 65535 (deeper clips)"),
             ],
             outputs=[],
             is_output_node=True,
@@ -150,9 +165,16 @@ class MofoSaveDepth(io.ComfyNode):
 
     @classmethod
     @shows_warnings
-    def execute(cls, depth, filename_prefix, format) -> io.NodeOutput:
+    def execute(cls, depth, filename_prefix, format, png16_range="per image", png16_max_depth=10.0) -> io.NodeOutput:
+        from ..mofo_core.depth_range import png16_max_depths
         from .files import save_depth_files
 
-        saved = save_depth_files(depth["depth"], filename_prefix, format)
-        preview = ui.PreviewImage(depth_to_image(depth["depth"]), cls=cls).as_dict()
+        if png16_range not in PNG16_RANGES:
+            raise ValueError(f"png16_range must be one of {PNG16_RANGES}")
+        tops = None
+        if format == "png16":  # exr / npy store the values as they are
+            tops = png16_max_depths(depth["depth"].float().cpu().numpy(), _RANGE_MODE[png16_range], png16_max_depth)
+        saved = save_depth_files(depth["depth"], filename_prefix, format, max_depths=tops)
+        shown = "batch" if png16_range == "batch" else "per image"
+        preview = ui.PreviewImage(depth_to_image(depth["depth"], normalize=shown), cls=cls).as_dict()
         return io.NodeOutput(ui={**preview, "depth_files": saved})  # the saved files, listed in the history

@@ -10,7 +10,7 @@ import torch
 from ..mofo_core import depth_io
 
 DEPTH_WRITERS = {
-    "png16": (".png", lambda p, d: depth_io.save_depth_png16(p, d)),
+    "png16": (".png", depth_io.save_depth_png16),
     "exr": (".exr", depth_io.save_depth_exr),
     "npy": (".npy", depth_io.save_depth_npy),
 }
@@ -28,12 +28,16 @@ def output_paths(prefix: str, count: int, ext: str, h: int = 0, w: int = 0) -> l
     return out
 
 
-def save_depth_files(depth: torch.Tensor, prefix: str, fmt: str) -> list[dict]:
+def save_depth_files(depth: torch.Tensor, prefix: str, fmt: str, max_depths=None) -> list[dict]:
+    """max_depths: png16 only, one `save_depth_png16` max_depth per map (None: its own largest depth)."""
     if fmt not in DEPTH_WRITERS:
         raise ValueError(f"format must be one of {sorted(DEPTH_WRITERS)}")
     ext, write = DEPTH_WRITERS[fmt]
     d = depth.float().cpu().numpy()
     targets = output_paths(prefix, d.shape[0], ext, d.shape[1], d.shape[2])
-    for (path, _), x in zip(targets, d):
-        write(path, x)
+    for i, ((path, _), x) in enumerate(zip(targets, d)):
+        if fmt == "png16" and max_depths is not None:
+            write(path, x, max_depths[i])
+        else:
+            write(path, x)
     return [entry for _, entry in targets]

@@ -26,11 +26,17 @@ WIDGETS = {
     "MofoScheduler": ["steps", "mode", "mu", "log2_alpha", "rgb_denoise", "depth_denoise"],
     "MofoSampler": ["cfg", "depth_cfg", "seed", "width", "height", "batch_size", "noise", "batch_cfg", "mask_feather",
                     "gpus"],
-    "MofoDepthDecode": ["colormap"],
+    "MofoDepthDecode": ["colormap", "normalize"],
     "MofoDepthEncode": ["near_is_bright", "robust"],
     "MofoFitImage": ["width", "height", "mode"],
     "MofoDepthToPointCloud": ["fov_deg", "edge_rtol", "outlier_removal", "batch_index", "filename_prefix"],
-    "MofoSaveDepth": ["filename_prefix", "format"],
+    "MofoSaveDepth": ["filename_prefix", "format", "png16_range", "png16_max_depth"],
+    "MofoAlignDepth": ["method", "distance", "at_x", "at_y", "measure", "fov_deg", "fit", "space", "loss", "fit_over",
+                       "reference_is"],
+    "MofoDepthToMesh": ["fov_deg", "edge_rtol", "max_faces", "texture", "extra_format", "batch_index",
+                        "filename_prefix"],
+    "MofoDepthNormals": ["fov_deg", "convention", "edge_rtol"],
+    "MofoDepthToImage": ["colormap", "normalize", "near", "far"],
 }
 
 

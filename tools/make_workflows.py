@@ -97,9 +97,9 @@ def text_to_rgbd():
     dec = g.add("VAEDecode", [], 3, 0)
     g.link(k, "rgb_latent", dec, "samples")
     g.link(v, "VAE", dec, "vae")
-    dd = g.add("MofoDepthDecode", ["grey"], 3, 1)
+    dd = g.add("MofoDepthDecode", ["grey", "per image"], 3, 1)
     g.link(k, "depth_latent", dd, "depth_latent")
-    sd = g.add("MofoSaveDepth", ["mofo/depth", "png16"], 3, 2)
+    sd = g.add("MofoSaveDepth", ["mofo/depth", "png16", "per image", 10.0], 3, 2)
     g.link(dd, "depth", sd, "depth")
     save = g.add("SaveImage", ["mofo/rgb"], 4, 0)
     g.link(dec, "IMAGE", save, "images")
@@ -125,18 +125,55 @@ def image_to_depth():
     s, k = sampler(g, m, p, n, "i2d", cfg=1.0, col=3)
     g.link(enc, "LATENT", k, "rgb_latent")
     g.group("3. Image -> depth (letterbox in, crop out)", [li, fit, enc, s, k], PURPLE)
-    dd = g.add("MofoDepthDecode", ["grey"], 4, 0)
+    dd = g.add("MofoDepthDecode", ["grey", "per image"], 4, 0)
     g.link(k, "depth_latent", dd, "depth_latent")
     g.link(fit, "fit", dd, "fit")
     pv = g.add("PreviewImage", [], 4, 1, title="Depth (near = white)")
     g.link(dd, "depth_image", pv, "images")
-    sd = g.add("MofoSaveDepth", ["mofo/depth", "exr"], 4, 2)
+    sd = g.add("MofoSaveDepth", ["mofo/depth", "exr", "per image", 10.0], 4, 2)
     g.link(dd, "depth", sd, "depth")
     pc, p3 = cloud(g, li, "IMAGE", dd, 5)
     g.group("4. Depth at the input's size (EXR) + point cloud", [dd, pv, sd, pc, p3], BROWN)
     note(g, "Image -> depth. Load any photo; the depth comes back at its size. The prompt may stay empty (the "
             "reference demo clears it).")
     write_wf(g, "mofo_image_to_depth_pointcloud.json", "Modality Forcing: image -> depth (any aspect) -> point cloud")
+
+
+def image_to_mesh():
+    g = Graph()
+    m, c, v = models(g)
+    p, n = prompts(g, c, "", col=1)
+    li = g.add("LoadImage", ["example.png", "image"], 2, 0)
+    fit = g.add("MofoFitImage", [512, 512, "letterbox"], 2, 1)
+    g.link(li, "IMAGE", fit, "image")
+    enc = g.add("VAEEncode", [], 2, 2)
+    g.link(fit, "image", enc, "pixels")
+    g.link(v, "VAE", enc, "vae")
+    s, k = sampler(g, m, p, n, "i2d", cfg=1.0, col=3)
+    g.link(enc, "LATENT", k, "rgb_latent")
+    dd = g.add("MofoDepthDecode", ["grey", "per image"], 3, 2)
+    g.link(k, "depth_latent", dd, "depth_latent")
+    g.link(fit, "fit", dd, "fit")
+    g.group("3. Image -> depth (at the photo's size)", [li, fit, enc, s, k, dd], PURPLE)
+    al = g.add("MofoAlignDepth", ["known distance", 2.0, -1, -1, "planar depth", 65.0, "scale", "depth", "huber",
+                                  "each image", "disparity (near = bright)"], 4, 0)
+    g.link(dd, "depth", al, "depth")
+    nm = g.add("MofoDepthNormals", [65.0, "controlnet", 0.1], 4, 1)
+    g.link(dd, "depth", nm, "depth")
+    pn = g.add("PreviewImage", [], 4, 2, title="Normals (ControlNet colours)")
+    g.link(nm, "normal_image", pn, "images")
+    g.group("4. Metres: the centre is 2 m away; normals", [al, nm, pn], GREEN)
+    me = g.add("MofoDepthToMesh", [65.0, 0.04, 2_500_000, True, "none", 0, "mofo/mesh"], 5, 0)
+    g.link(li, "IMAGE", me, "image")
+    g.link(al, "depth", me, "depth")
+    p3 = g.add("Preview3D", [""], 6, 0, size=[480, 480])
+    g.link(me, "glb_path", p3, "model_file")
+    g.group("5. Textured mesh (GLB) in the 3D viewer", [me, p3], BROWN)
+    note(g, "Image -> depth -> metres -> textured mesh. Mofo Align Depth gives the relative depth a unit: here the "
+            "image centre is stated to be 2 m away (set `at_x` / `at_y` or connect a mask for the thing you know). "
+            "With ComfyUI's MoGe (Load MoGe Model + Run MoGe Inference on the same photo), connect `moge_geometry` "
+            "to `reference` and set `method` to *fit to reference* for a robust metric fit.")
+    write_wf(g, "mofo_image_to_mesh.json", "Modality Forcing: image -> depth -> metric scale -> textured mesh")
 
 
 def depth_to_image():
@@ -167,7 +204,7 @@ def depth_controlnet():
     m, c, v = models(g)
     p, n = prompts(g, c, "a bright modern loft with large windows and plants")
     s, k = sampler(g, m, p, n, "joint")
-    dd = g.add("MofoDepthDecode", ["grey"], 3, 0)
+    dd = g.add("MofoDepthDecode", ["grey", "per image"], 3, 0)
     g.link(k, "depth_latent", dd, "depth_latent")
     pv = g.add("PreviewImage", [], 3, 1, title="Depth (ControlNet convention)")
     g.link(dd, "depth_image", pv, "images")
@@ -256,11 +293,11 @@ def edit_outputs(g, k, v, col, name, rgb=True):
         save = g.add("SaveImage", [f"mofo/{name}"], col + 1, 0)
         g.link(dec, "IMAGE", save, "images")
         ids += [dec, save]
-    dd = g.add("MofoDepthDecode", ["grey"], col, 1)
+    dd = g.add("MofoDepthDecode", ["grey", "per image"], col, 1)
     g.link(k, "depth_latent", dd, "depth_latent")
     pv = g.add("PreviewImage", [], col + 1, 1, title="Depth (near = white)")
     g.link(dd, "depth_image", pv, "images")
-    sd = g.add("MofoSaveDepth", [f"mofo/{name}_depth", "png16"], col, 2)
+    sd = g.add("MofoSaveDepth", [f"mofo/{name}_depth", "png16", "per image", 10.0], col, 2)
     g.link(dd, "depth", sd, "depth")
     g.group("5. Output", ids + [dd, pv, sd], BROWN)
 
@@ -368,8 +405,8 @@ def write_edit_example(path: Path = EDIT_EXAMPLE, size: int = 512) -> None:
     example_scene.write_edit_example(path, size)
 
 
-WORKFLOW_MAKERS = (text_to_rgbd, image_to_depth, depth_to_image, depth_controlnet, depth_guided_edit, edit_inpaint,
-                   edit_outpaint, edit_restyle, edit_depth_fix)
+WORKFLOW_MAKERS = (text_to_rgbd, image_to_depth, image_to_mesh, depth_to_image, depth_controlnet, depth_guided_edit,
+                   edit_inpaint, edit_outpaint, edit_restyle, edit_depth_fix)
 
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)

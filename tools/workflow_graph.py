@@ -39,6 +39,13 @@ SLOTS = {
     "MofoDepthToPointCloud": ([("image", "IMAGE"), ("depth", "MOFO_DEPTH")],
                               [("ply_path", "STRING"), ("glb_path", "STRING"), ("model_3d", "FILE_3D_PLY")]),
     "MofoSaveDepth": ([("depth", "MOFO_DEPTH")], []),
+    "MofoAlignDepth": ([("depth", "MOFO_DEPTH"), ("mask", "MASK"),
+                        ("reference", "MOFO_DEPTH,MOGE_GEOMETRY,DA3_GEOMETRY"), ("reference_image", "IMAGE")],
+                       [("depth", "MOFO_DEPTH"), ("report", "STRING"), ("scale", "FLOAT")]),
+    "MofoDepthToMesh": ([("image", "IMAGE"), ("depth", "MOFO_DEPTH")], [("glb_path", "STRING"),
+                                                                         ("model_3d", "FILE_3D_GLB")]),
+    "MofoDepthNormals": ([("depth", "MOFO_DEPTH")], [("normal_image", "IMAGE")]),
+    "MofoDepthToImage": ([("depth", "MOFO_DEPTH")], [("depth_image", "IMAGE")]),
     "CLIPLoader": ([], [("CLIP", "CLIP")]),
     "VAELoader": ([], [("VAE", "VAE")]),
     "VAEDecode": ([("samples", "LATENT"), ("vae", "VAE")], [("IMAGE", "IMAGE")]),
@@ -84,8 +91,9 @@ ROW_GAP, COL_GAP, GROUP_GAP = 30, 60, 50  # between nodes in a column / columns 
 GROUP_PAD, GROUP_HEAD = 20, 45  # group border around its nodes; group title bar above them
 MIN_H = {
     "MofoModelLoader": 140, "CLIPLoader": 110, "VAELoader": 60, "MofoTextEncode": 160, "MofoScheduler": 200,
-    "MofoSampler": 450, "MofoDepthDecode": 80, "MofoDepthEncode": 110, "MofoFitImage": 130,
-    "MofoDepthToPointCloud": 330, "MofoSaveDepth": 260, "VAEDecode": 50, "VAEEncode": 50, "SaveImage": 320,
+    "MofoSampler": 450, "MofoDepthDecode": 110, "MofoDepthEncode": 110, "MofoFitImage": 130,
+    "MofoDepthToPointCloud": 330, "MofoSaveDepth": 310, "MofoAlignDepth": 380, "MofoDepthToMesh": 380,
+    "MofoDepthNormals": 110, "MofoDepthToImage": 130, "VAEDecode": 50, "VAEEncode": 50, "SaveImage": 320,
     "PreviewImage": 320, "LoadImage": 340, "ImageScale": 140,
     "ImagePadForOutpaint": 190, "InvertMask": 50, "Preview3D": 440, "CheckpointLoaderSimple": 100,
     "CLIPTextEncode": 130, "ControlNetLoader": 60, "ControlNetApplyAdvanced": 190, "EmptyLatentImage": 110,
@@ -179,5 +187,6 @@ _REQUIRED = {t: tuple(n for n, _ in ins) for t, (ins, _) in SLOTS.items()}
 for _t, _opt in {"MofoTextEncode": ("clip", "text_encoder"),
                  "MofoSampler": ("rgb_latent", "depth_latent", "rgb_mask", "depth_mask"),
                  "MofoDepthDecode": ("fit",), "MofoDepthEncode": ("depth", "depth_image"),
+                 "MofoAlignDepth": ("mask", "reference", "reference_image"),
                  "Preview3D": ("camera_info", "bg_image"), "ControlNetApplyAdvanced": ("vae",)}.items():
     _REQUIRED[_t] = tuple(n for n in _REQUIRED[_t] if n not in _opt)

@@ -89,6 +89,7 @@ def make_io(with_file3d: bool):
         setattr(io, name, _type(t, widget))
     if with_file3d:
         io.File3DPLY = _type("FILE_3D_PLY")
+        io.File3DGLB = _type("FILE_3D_GLB")
     return io
 
 

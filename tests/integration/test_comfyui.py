@@ -32,6 +32,7 @@ SMALL = {  # class_type -> input overrides for CPU speed
     "EmptyLatentImage": {"width": 64, "height": 64},
     "KSampler": {"steps": 2},
     "MofoDepthToPointCloud": {"edge_rtol": 0.0},  # random-weight depth is all edges
+    "MofoDepthToMesh": {"edge_rtol": 0.0},
 }
 DOCUMENTED = {  # node -> inputs documented in the README
     "MofoModelLoader": {"model_name", "weight_dtype", "attention", "compile"},
@@ -42,12 +43,18 @@ DOCUMENTED = {  # node -> inputs documented in the README
     "MofoSampler": {"model", "positive", "negative", "rgb_sigmas", "depth_sigmas", "cfg", "depth_cfg", "seed", "width",
                     "height", "batch_size", "noise", "batch_cfg", "mask_feather", "rgb_latent", "depth_latent",
                     "rgb_mask", "depth_mask", "gpus"},
-    "MofoDepthDecode": {"depth_latent", "colormap", "fit"},
+    "MofoDepthDecode": {"depth_latent", "colormap", "fit", "normalize"},
     "MofoDepthEncode": {"depth", "depth_image", "near_is_bright", "robust"},
     "MofoFitImage": {"image", "width", "height", "mode"},
     "MofoDepthToPointCloud": {"image", "depth", "fov_deg", "edge_rtol", "outlier_removal", "batch_index",
                               "filename_prefix"},
-    "MofoSaveDepth": {"depth", "filename_prefix", "format"},
+    "MofoSaveDepth": {"depth", "filename_prefix", "format", "png16_range", "png16_max_depth"},
+    "MofoAlignDepth": {"depth", "method", "distance", "at_x", "at_y", "measure", "fov_deg", "fit", "space", "loss",
+                       "fit_over", "reference_is", "mask", "reference", "reference_image"},
+    "MofoDepthToMesh": {"image", "depth", "fov_deg", "edge_rtol", "max_faces", "texture", "extra_format",
+                        "batch_index", "filename_prefix"},
+    "MofoDepthNormals": {"depth", "fov_deg", "convention", "edge_rtol"},
+    "MofoDepthToImage": {"depth", "colormap", "normalize", "near", "far"},
 }
 
 
@@ -89,6 +96,10 @@ def test_every_node_is_listed_with_its_documented_inputs(server):
         assert got == names, node
         assert info["category"] == "ModalityForcing"
     assert "FILE_3D_PLY" in server.object_info["MofoDepthToPointCloud"]["output"]
+    assert "FILE_3D_GLB" in server.object_info["MofoDepthToMesh"]["output"]
+    # one socket takes our depth and ComfyUI's MoGe / Depth Anything 3 geometry
+    ref = server.object_info["MofoAlignDepth"]["input"]["optional"]["reference"][0]
+    assert set(ref.split(",")) == {"MOFO_DEPTH", "MOGE_GEOMETRY", "DA3_GEOMETRY"}
 
 
 def _prompt(server, wf_path: Path) -> dict:
@@ -139,6 +150,14 @@ def test_workflow_runs_to_completion(server, wf):
     kinds = {p.suffix for p in saved}
     if "pointcloud" in wf.stem:
         assert ".ply" in kinds and ".glb" in kinds
+    if "mesh" in wf.stem:  # a textured triangle mesh, read back by an independent library
+        import trimesh
+
+        (glb,) = [p for p in saved if p.suffix == ".glb"]
+        (geom,) = trimesh.load(glb).geometry.values()
+        assert len(geom.faces) > 0 and geom.visual.material.baseColorTexture is not None
+        report = [t for o in outputs.values() for t in o.get("text", []) if "stated distance" in t]
+        assert report, outputs  # Mofo Align Depth reported its scale
     if any(n["class_type"] == "MofoSaveDepth" for n in prompt.values()):
         assert kinds & {".png", ".exr", ".npy"}
 
