@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_nodes import _pipeline, env, run  # noqa: F401 (env is the pack-with-stubs fixture)
+from node_env import pipeline as _pipeline
+from node_env import run
 
 trimesh = pytest.importorskip("trimesh", reason="trimesh (a test dependency) reads the meshes back")
 
@@ -19,7 +20,7 @@ def _step(h=24, w=32, near=2.0, far=4.0):
     return {"depth": d}
 
 
-def test_new_nodes_give_every_input_a_tooltip(env):  # noqa: F811
+def test_new_nodes_give_every_input_a_tooltip(env):
     _, nodes = env
     for node_id in NEW_NODES:
         schema = nodes[node_id].define_schema()
@@ -29,7 +30,7 @@ def test_new_nodes_give_every_input_a_tooltip(env):  # noqa: F811
         assert new.tooltip and new.optional  # optional: API prompts saved before it still validate
 
 
-def test_mesh_node_writes_a_textured_glb_with_no_face_across_the_step(env):  # noqa: F811
+def test_mesh_node_writes_a_textured_glb_with_no_face_across_the_step(env):
     tmp, nodes = env
     depth = _step()
     image = torch.rand(1, 48, 64, 3)  # another size than the depth: resized
@@ -69,7 +70,7 @@ def _align(nodes, **kw):
     return nodes["MofoAlignDepth"].execute(**{**ALIGN, **kw})
 
 
-def test_align_to_a_stated_distance_at_a_pixel_or_in_a_mask(env):  # noqa: F811
+def test_align_to_a_stated_distance_at_a_pixel_or_in_a_mask(env):
     _, nodes = env
     rel = torch.rand(2, 20, 30) + 0.5
     out = _align(nodes, depth={"depth": rel}, distance=0.75, at_x=4, at_y=6)
@@ -84,7 +85,7 @@ def test_align_to_a_stated_distance_at_a_pixel_or_in_a_mask(env):  # noqa: F811
     np.testing.assert_allclose((d[0] / rel[0]).numpy(), (d[1] / rel[1]).numpy(), rtol=1e-5)
 
 
-def test_align_fits_to_a_metric_reference_despite_outliers(env):  # noqa: F811
+def test_align_fits_to_a_metric_reference_despite_outliers(env):
     _, nodes = env
     g = torch.Generator().manual_seed(0)
     rel = torch.rand(1, 24, 32, generator=g) + 1.0
@@ -107,7 +108,7 @@ def test_align_fits_to_a_metric_reference_despite_outliers(env):  # noqa: F811
                   reference=da3).args[2] == pytest.approx(3.5, rel=1e-5)
 
 
-def test_align_to_a_disparity_image_in_disparity_space(env):  # noqa: F811
+def test_align_to_a_disparity_image_in_disparity_space(env):
     _, nodes = env
     rel = torch.rand(1, 16, 16) * 3 + 1.0
     disp = (0.9 / rel + 0.02).clamp(0, 1)  # a ControlNet-style depth image: near = bright, affine in 1 / depth
@@ -116,7 +117,7 @@ def test_align_to_a_disparity_image_in_disparity_space(env):  # noqa: F811
     np.testing.assert_allclose(out.args[0]["depth"].numpy(), (1 / disp).numpy(), rtol=1e-4)
 
 
-def test_align_errors_name_the_fix(env):  # noqa: F811
+def test_align_errors_name_the_fix(env):
     _, nodes = env
     rel = {"depth": torch.rand(1, 8, 8) + 1}
     with pytest.raises(ValueError, match="needs exactly one of reference"):
@@ -127,7 +128,7 @@ def test_align_errors_name_the_fix(env):  # noqa: F811
         _align(nodes, depth=rel, method="fit to reference", reference={"depth": torch.rand(3, 8, 8) + 1})
 
 
-def test_normals_node_colours_a_wall_and_a_floor(env):  # noqa: F811
+def test_normals_node_colours_a_wall_and_a_floor(env):
     _, nodes = env
     wall = {"depth": torch.full((1, 12, 16), 3.0)}
     (img,) = nodes["MofoDepthNormals"].execute(depth=wall, fov_deg=60.0, convention="controlnet", edge_rtol=0.1).args
@@ -144,7 +145,7 @@ def _two_frames():
     return wall
 
 
-def test_depth_picture_over_a_batch_does_not_flicker(env):  # noqa: F811
+def test_depth_picture_over_a_batch_does_not_flicker(env):
     _, nodes = env
     frames = {"depth": _two_frames()}
     kw = dict(depth=frames, colormap="grey", near=1.0, far=20.0)
@@ -155,7 +156,7 @@ def test_depth_picture_over_a_batch_does_not_flicker(env):  # noqa: F811
     assert float(fixed[0, 0, 0, 0]) == 1.0 and float(fixed[1, 0, 0, 0]) == 0.0
 
 
-def test_depth_decode_and_save_depth_over_a_batch(env):  # noqa: F811
+def test_depth_decode_and_save_depth_over_a_batch(env):
     tmp, nodes = env
     from mofo_core import encode_depth
     from mofo_core.depth_io import load_depth
@@ -180,7 +181,7 @@ def test_depth_decode_and_save_depth_over_a_batch(env):  # noqa: F811
     assert int(top[0, 0]) == round(20.0 / 40.0 * 65535)
 
 
-def test_image_to_depth_over_an_image_batch(env):  # noqa: F811
+def test_image_to_depth_over_an_image_batch(env):
     """A batch of frames (e.g. a video's) through VAEEncode -> Mofo Sampler (i2d) -> Mofo Depth Decode: one depth
     map per frame, in order; the first frame's depth is the one it gets alone (CPU noise is drawn in batch order)."""
     tmp, nodes = env
