@@ -119,7 +119,7 @@ def gpu_mem(device: torch.device) -> dict:
                 allocated_gib=torch.cuda.memory_allocated(device) / GiB)
 
 
-# -- random models on the device --------------------------------------------------------------------------
+# -- random models: the core's builders ---------------------------------------------------------------
 
 
 def random_dit(cfg: DiTConfig, device: torch.device, dtype=torch.bfloat16, head_dtype=torch.float32, seed=0):
