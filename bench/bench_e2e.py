@@ -2,12 +2,13 @@
 
     python bench/bench_e2e.py --ref PATH/TO/modality-forcing --out OUT [--reps 3] [--steps 50] [--tiny]
 
-Full-size random weights (v2), built on the device: the DiT, Qwen3-8B (ours: the 27 layers it reads; the
-reference: its whole causal LM, as its runner loads it) and the FLUX.2 decoder. Models stay resident; every
-image is: prompt -> text encoder -> 50 CFG steps (cfg 4, log2_alpha 5, 512 x 512) -> VAE decode -> uint8 RGB +
-float depth, timed with the device synchronised at both ends. Each configuration generates one warm-up image
-(its first image: compile warm-up included, reported as `first_s`), then `--reps` timed images (median reported).
-The refine pass (i2d depth re-run) is timed as the difference of a refine image and a plain one.
+Full-size random weights (v2) from the core's builders (bench/common.py): the DiT (drawn on the device), Qwen3-8B
+(ours: the 27 layers it reads; the reference: its whole causal LM, as its runner loads it) and the FLUX.2 decoder;
+the reference runs the same DiT and decoder weights. Timing does not depend on the random values. Models stay
+resident; every image is: prompt -> text encoder -> 50 CFG steps (cfg 4, log2_alpha 5, 512 x 512) -> VAE decode
+-> uint8 RGB + float depth, timed with the device synchronised at both ends. Each configuration generates one
+warm-up image (its first image: compile warm-up included, reported as `first_s`), then `--reps` timed images
+(median reported). The refine pass (i2d depth re-run) is timed as the difference of a refine image and a plain one.
 
 Configurations: ours bf16 eager, ours bf16 compiled, ours fp8 (row scaling) compiled, the reference runner
 (`FluxRGBDRunner.generate`, eager: what its scripts run). Goals (issue): <= 6.0 s bf16, <= 4.0 s fp8.
@@ -72,22 +73,17 @@ def ours_pipeline(dit, dev, tiny: bool, *, compile: bool) -> pl.MofoPipeline:
 
 
 def ref_runner(fr, dev, tiny: bool, size: int):
-    from flux_rgbd._flux2.autoencoder import Flux2Decoder
     from flux_rgbd.runner import FluxRGBDRunner
 
     variant = "flux_rgbd_9b_v2"
     cfg = mc.config.tiny(variant, context_in_dim=48) if tiny else mc.VARIANTS[variant]
-    model = C.ref_meta_model(fr, cfg, variant, tiny)
-    C.fill_dit_(model, dev, torch.bfloat16, torch.float32, seed=0)
-    model.eval()
+    model = C.ref_from_ours(fr, C.random_dit(cfg, dev, seed=0), variant, tiny)  # the same weights as ours
     with torch.device("meta"):
         _, dcfg, scfg = fr.factories.VARIANTS[variant]()
-    with torch.device("meta"):
-        dec = Flux2Decoder(ch=32, ch_mult=(1, 2, 2, 2), num_res_blocks=1) if tiny else Flux2Decoder()
-    C.fill_conv_net_(dec, dev, 2)
+    dec = C.ref_decoder(fr, tiny, dev)
     lm = C.random_qwen(tiny, 28 if tiny else 36, dev, causal_lm=True)
     emb = C.ref_embedder(fr, C.tiny_tokenizer(), lm, dev)
-    return FluxRGBDRunner(model, dec.eval(), emb, dcfg, scfg, device=str(dev), img_hw=(size, size))
+    return FluxRGBDRunner(model, dec, emb, dcfg, scfg, device=str(dev), img_hw=(size, size))
 
 
 def measure(name: str, gen, dev, reps: int, refine=None) -> dict:

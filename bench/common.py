@@ -1,14 +1,16 @@
-"""Helpers for bench_gpu.py: FLOP count, timing, random full-size models built on the device, a streaming
+"""Helpers for bench_gpu.py and bench_e2e.py: FLOP count, timing, random full-size models, a streaming
 safetensors writer, and the reference's loading path.
 
-Random models are built on the meta device and filled directly where they run (no CPU copy); weight
-statistics: matrices N(0, 1/fan_in), RMSNorm scales 1 + 0.1 N(0, 1), cross_alpha 0.5 N(0, 1).
+Random models come from the core's builders (`mofo_core.build_dit`, `mofo_core.autoencoder.build_autoencoder`)
+and transformers' own Qwen3 initialisation, so the benchmarks and the tests share one set of weight statistics:
+DiT matrices N(0, 1/fan_in), RMSNorm scales 1 + 0.1 N(0, 1), cross_alpha 0.5 N(0, 1); Qwen3 matrices and
+embeddings N(0, 0.02^2), norms 1. The weights are only for timing and memory: kernel times depend on shapes and
+dtypes, not on the exact random values (a different seed or generator gives the same timings).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import statistics
 import struct
@@ -117,37 +119,23 @@ def gpu_mem(device: torch.device) -> dict:
                 allocated_gib=torch.cuda.memory_allocated(device) / GiB)
 
 
-# -- random models on the device --------------------------------------------------------------------------
-
-
-def _gen(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def fill_dit_(model: nn.Module, device: torch.device, dtype: torch.dtype, head_dtype: torch.dtype, seed: int = 0):
-    """Assign random tensors, generated on `device`, to a meta-built MofoDiT (or the reference's)."""
-    g = _gen(device, seed)
-    state = {}
-    for name, p in model.state_dict().items():
-        dt = head_dtype if "depth_final_layer." in name else dtype
-        t = torch.empty(p.shape, dtype=dt, device=device)
-        if name.endswith(".scale"):
-            t.normal_(1.0, 0.1, generator=g)
-        elif "cross_alpha" in name:
-            t.normal_(0.0, 0.5, generator=g)
-        else:
-            t.normal_(0.0, 1.0 / math.sqrt(max(p.shape[-1], 1)), generator=g)
-        state[name] = t
-    model.load_state_dict(state, strict=True, assign=True)
-    return model
+# -- random models: the core's builders ---------------------------------------------------------------
 
 
 def random_dit(cfg: DiTConfig, device: torch.device, dtype=torch.bfloat16, head_dtype=torch.float32, seed=0):
-    with torch.device("meta"):
-        model = mc.MofoDiT(cfg, dtype=dtype)
-    fill_dit_(model, device, dtype, head_dtype, seed)
-    model.body_dtype = dtype
-    return model.eval().requires_grad_(False)
+    """The core's `build_dit`, its random numbers drawn on `device`, the depth head in `head_dtype` (as `load_dit`).
+
+    `build_dit(seed=None)` draws from the default generator of the default device; with `device` as the default
+    device no tensor of a 9B model goes through the host. Seeded with `seed` inside `fork_rng`, so the caller's
+    random state is left as it was. On the CPU the values equal `build_dit(seed=seed)`; elsewhere they differ
+    with the same distributions (timing does not depend on the values).
+    """
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.device(device):
+        torch.manual_seed(seed)
+        model = mc.build_dit(cfg, dtype=dtype, device=device, seed=None)
+    model.depth_final_layer.to(head_dtype)
+    return model
 
 
 def shared_copy(dit: mc.MofoDiT) -> mc.MofoDiT:
@@ -177,25 +165,21 @@ def qwen_config(tiny: bool, layers: int):
 
 
 def random_qwen(tiny: bool, layers: int, device: torch.device, *, causal_lm: bool = False, seed: int = 1):
-    """A random Qwen3 (Qwen3-8B shapes unless tiny) built in bf16 directly on the device."""
+    """A random Qwen3 (Qwen3-8B shapes unless tiny) built in bf16 directly on the device, initialised by
+    transformers itself (`initializer_range` 0.02: matrices and embeddings N(0, 0.02^2), norms 1), seeded."""
     from transformers import AutoModel, AutoModelForCausalLM
 
+    device = torch.device(device)
     cfg = qwen_config(tiny, layers)
     cls = AutoModelForCausalLM if causal_lm else AutoModel
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)
     try:
-        with torch.device(device):
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.device(device):
+            torch.manual_seed(seed)
             model = cls.from_config(cfg)
     finally:
         torch.set_default_dtype(old)
-    g = _gen(device, seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.fill_(1.0)
-            else:
-                p.normal_(0.0, 0.02, generator=g)
     return model.to(torch.bfloat16).eval().requires_grad_(False)
 
 
@@ -206,33 +190,16 @@ def tiny_tokenizer():
 
 
 def random_decoder(tiny: bool, device: torch.device, seed: int = 2) -> mc.Flux2AutoEncoder:
-    """FLUX.2 autoencoder with only its decoder (release shapes unless tiny), fp32, random on the device."""
-    cfg = mc.AutoEncoderConfig.tiny() if tiny else mc.AutoEncoderConfig()
-    with torch.device("meta"):
-        ae = mc.Flux2AutoEncoder(cfg, with_encoder=False)
-    fill_conv_net_(ae, device, seed)
-    return ae.eval().requires_grad_(False)
+    """The core's `build_autoencoder` (release shapes unless tiny), fp32, keeping only its decoder, on `device`.
 
+    Built on the host (the whole autoencoder is ~84M numbers) and moved, so the device holds the decoder alone,
+    as a decode-only pipeline does.
+    """
+    from mofo_core.autoencoder import build_autoencoder
 
-def fill_conv_net_(module: nn.Module, device: torch.device, seed: int) -> None:
-    g = _gen(device, seed)
-    state = {}
-    for name, t in module.state_dict().items():
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf == "num_batches_tracked":
-            state[name] = torch.zeros((), dtype=torch.long, device=device)
-            continue
-        x = torch.empty(t.shape, dtype=torch.float32, device=device)
-        if leaf == "running_var":
-            x.fill_(1.0)
-        elif leaf == "running_mean":
-            x.zero_()
-        elif t.ndim == 1:
-            x.fill_(1.0) if (leaf == "weight" and "norm" in name) else x.zero_()
-        else:
-            x.normal_(0.0, 1.0 / math.sqrt(math.prod(t.shape[1:])), generator=g)
-        state[name] = x
-    module.load_state_dict(state, strict=True, assign=True)
+    ae = build_autoencoder(mc.AutoEncoderConfig.tiny() if tiny else mc.AutoEncoderConfig(), seed=seed)
+    ae.encoder = None
+    return ae.to(device)
 
 
 # -- checkpoint on disk -----------------------------------------------------------------------------------
@@ -363,3 +330,23 @@ def ref_embedder(fr, tokenizer, lm, device: torch.device):
     emb.model_spec, emb._device, emb.max_length, emb.output_layers = "random", device, 512, (9, 18, 27)
     emb._tokenizer, emb._model, emb._pad_id = tokenizer, lm, tokenizer.pad_token_id or 0
     return emb.eval()
+
+
+def ref_from_ours(fr, dit: mc.MofoDiT, variant: str, tiny: bool):
+    """The reference's FluxRGBD sharing `dit`'s tensors (its state dict is ours under `dit.`; a strict load)."""
+    ref = ref_meta_model(fr, dit.config, variant, tiny)
+    ref.load_state_dict({f"dit.{k}": v for k, v in dit.state_dict().items()}, strict=True, assign=True)
+    return ref.eval()
+
+
+def ref_decoder(fr, tiny: bool, device: torch.device, seed: int = 2):
+    """The reference's `Flux2Decoder` holding `random_decoder`'s weights. Both take the release's
+    ae_decoder.safetensors strictly, so the key names agree (tests/fixtures/ae_tiny_decoder.safetensors holds the
+    reference's decoder keys)."""
+    from flux_rgbd._flux2.autoencoder import Flux2Decoder
+
+    cfg = mc.AutoEncoderConfig.tiny() if tiny else mc.AutoEncoderConfig()
+    with torch.device("meta"):
+        dec = Flux2Decoder(ch=cfg.ch, ch_mult=cfg.ch_mult, num_res_blocks=cfg.num_res_blocks, z_channels=cfg.z_channels)
+    dec.load_state_dict(random_decoder(tiny, device, seed).decoder.state_dict(), strict=True, assign=True)
+    return dec.eval()

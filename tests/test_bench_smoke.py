@@ -30,6 +30,67 @@ def test_bench_tiny_runs_on_cpu(tmp_path):
     assert res["mem"]["bf16_cap24"]["pass"] and res["mem"]["bf16_cap24"]["rgb_shape"] == [1, 64, 64, 3]
     assert {r["loader"] for r in res["load"]["runs"]} >= {"ours", "ours_safe_open", "ours_fp8_stream"}
     assert "measurement" in r.stdout  # the summary table
+    assert not [p.name for p in tmp_path.glob(".*tmp*")]  # results.json / profiles.txt written atomically
+
+
+def _bench_modules():
+    """bench/common.py and the bench/gpu package, imported as bench_gpu.py imports them."""
+    if str(ROOT / "bench") not in sys.path:
+        sys.path.insert(0, str(ROOT / "bench"))
+    import common
+    from gpu import report
+
+    return common, report
+
+
+def test_bench_random_models_are_the_core_builders():
+    common, _ = _bench_modules()
+    from mofo_core.autoencoder import build_autoencoder
+
+    cfg = mc.config.tiny("flux_rgbd_9b_v2", context_in_dim=48)
+    before = torch.get_rng_state()
+    dit = common.random_dit(cfg, torch.device("cpu"), seed=3)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's random state is left alone
+    core = mc.build_dit(cfg, dtype=torch.bfloat16, seed=3).state_dict()
+    got = dit.state_dict()
+    assert set(got) == set(core)
+    for k, v in got.items():  # same numbers (CPU); the depth head kept in fp32 as load_dit keeps it
+        assert v.dtype == (torch.float32 if k.startswith("depth_final_layer.") else torch.bfloat16), k
+        assert torch.equal(v.to(torch.bfloat16), core[k]), k
+    ae = common.random_decoder(True, torch.device("cpu"), seed=5)
+    assert ae.encoder is None
+    ref = build_autoencoder(mc.AutoEncoderConfig.tiny(), seed=5).decoder.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in ae.decoder.state_dict().items())
+
+
+def test_bench_report_table_and_atomic_save(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    _, report = _bench_modules()
+    res = {"speed": {"flux_rgbd_9b_v2": {
+        "eager_forward": {"sdpa": {"median_ms": 100.0}}, "fastest_backend": "sdpa",
+        "cfg_step_batched": {"median_ms": 150.0}, "compiled": "skipped on CPU (use --cpu-compile)",
+        "reference": {"eager_forward": {"median_ms": 50.0}, "cfg_step": {"median_ms": 300.0}}}},
+        "fp8": {"native": False, "row_fast_accum": {"compiled": {"forward": {"median_ms": 40.0}}}},
+        "load": {"ours_cold_best_s": 1.5}, "errors": {"mem": "boom"}}
+    b = SimpleNamespace(res=res, a=SimpleNamespace(sample_steps=3), cfg=lambda v: None,
+                        tflops=lambda cfg, ms, batch=1: batch * 1000.0 / ms)
+    report.table(b)
+    lines = capsys.readouterr().out.splitlines()
+    row = {ln[:48].strip(): ln[48:].split() for ln in lines if ln.startswith(("v2 ", "fp8 "))}
+    assert row["v2 forward eager sdpa (ref kernel)"] == ["100.0", "10", "2.00x"]  # 100 ms vs the reference's 50
+    assert row["v2 CFG step eager batched (auto)"] == ["150.0", "13", "0.50x"]  # batch 2: 2 * 1000 / 150
+    assert row["v2 forward REFERENCE eager"] == ["50.0", "20", "1.00x"]
+    assert row["fp8 row_fast_accum forward compiled"] == ["40.0", "0.80x", "<=", "40", "ms"]
+    assert row["v2 forward eager sdpa"] == ["100.0", "10", "2.00x"]  # the fastest kernel
+    assert row["v2 CFG step REFERENCE (2 seq.)"] == ["300.0", "7", "1.00x"]
+    assert len(row) == 6  # nothing for the compiled rows that did not run
+    assert any(ln.startswith("cold load: ours 1.50 s, ref nan s") for ln in lines)
+    assert "ERRORS: {'mem': 'boom'}" in lines
+    report.save(tmp_path, res, ["kernel table"])
+    assert json.loads((tmp_path / "results.json").read_text()) == res
+    assert (tmp_path / "profiles.txt").read_text() == "kernel table"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["profiles.txt", "results.json"]
 
 
 def test_threaded_reader_is_bit_exact(tmp_path):
