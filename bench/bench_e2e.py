@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 import common as C  # noqa: E402
 
 import mofo_core as mc  # noqa: E402
-import mofo_core.fp8  # noqa: E402,F401
-import mofo_core.perf  # noqa: E402,F401
-import mofo_core.pipeline as pl  # noqa: E402
+import mofo_core.app.pipeline as pl  # noqa: E402
+import mofo_core.model.fp8  # noqa: E402,F401
+import mofo_core.model.perf  # noqa: E402,F401
 
 PROMPTS = ["a cozy living room with a stone fireplace, warm evening light", "a red bicycle leaning on a brick wall",
            "a bowl of ramen on a wooden table", "a lighthouse on a cliff at dawn", "a cat asleep on a windowsill"]
@@ -56,7 +56,7 @@ def timed(fn, dev) -> float:
 
 def ours_pipeline(dit, dev, tiny: bool, *, compile: bool) -> pl.MofoPipeline:
     """The pipeline with the given DiT and random text encoder / decoder already resident (nothing from disk)."""
-    from mofo_core.text_encoder import QwenTextEmbedder
+    from mofo_core.encoders.text_encoder import QwenTextEmbedder
 
     unused = Path("/nonexistent")
     files = pl.ModelFiles(dit=unused, ae_encoder=unused, ae_decoder=unused, text_encoder=C.TINY_QWEN)
@@ -65,9 +65,9 @@ def ours_pipeline(dit, dev, tiny: bool, *, compile: bool) -> pl.MofoPipeline:
     pipe._text = QwenTextEmbedder(tok, C.random_qwen(tiny, 27 if not tiny else 28, dev))
     pipe._tokenizer = QwenTextEmbedder(tok, None)
     pipe._ae = C.random_decoder(tiny, dev)
-    mc.perf.set_attention(dit, "auto")
+    mofo_core.model.perf.set_attention(dit, "auto")
     if compile:
-        mc.perf.compile_blocks(dit)
+        mofo_core.model.perf.compile_blocks(dit)
     pipe._dit, pipe._variant = dit, dit.config.variant
     return pipe
 
@@ -136,7 +136,7 @@ def main() -> int:
             base = C.random_dit(cfg, dev, seed=0)
             for name in ours:
                 fp8 = "fp8" in name
-                dit = mc.fp8.quantize_dit(C.shared_copy(base)) if fp8 else C.shared_copy(base)
+                dit = mofo_core.model.fp8.quantize_dit(C.shared_copy(base)) if fp8 else C.shared_copy(base)
                 if fp8:
                     del base  # the bf16 block matrices are not needed once quantised
                     base = None

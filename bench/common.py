@@ -1,7 +1,7 @@
 """Helpers for bench_gpu.py and bench_e2e.py: FLOP count, timing, random full-size models, a streaming
 safetensors writer, and the reference's loading path.
 
-Random models come from the core's builders (`mofo_core.build_dit`, `mofo_core.autoencoder.build_autoencoder`)
+Random models come from the core's builders (`mofo_core.build_dit`, `mofo_core.encoders.autoencoder.build_autoencoder`)
 and transformers' own Qwen3 initialisation, so the benchmarks and the tests share one set of weight statistics:
 DiT matrices N(0, 1/fan_in), RMSNorm scales 1 + 0.1 N(0, 1), cross_alpha 0.5 N(0, 1); Qwen3 matrices and
 embeddings N(0, 0.02^2), norms 1. The weights are only for timing and memory: kernel times depend on shapes and
@@ -195,7 +195,7 @@ def random_decoder(tiny: bool, device: torch.device, seed: int = 2) -> mc.Flux2A
     Built on the host (the whole autoencoder is ~84M numbers) and moved, so the device holds the decoder alone,
     as a decode-only pipeline does.
     """
-    from mofo_core.autoencoder import build_autoencoder
+    from mofo_core.encoders.autoencoder import build_autoencoder
 
     ae = build_autoencoder(mc.AutoEncoderConfig.tiny() if tiny else mc.AutoEncoderConfig(), seed=seed)
     ae.encoder = None

@@ -11,10 +11,16 @@ level: text -> RGB + depth, image -> depth, depth -> image. Public API:
 Nothing here imports ComfyUI, downloads, or prints.
 """
 
-from .autoencoder import Flux2AutoEncoder, build_autoencoder, latent_to_tokens, load_autoencoder, tokens_to_latent
-from .autoencoder_blocks import AutoEncoderConfig
 from .config import VARIANTS, DiTConfig, tiny
-from .depth_codec import decode_depth, encode_depth
+from .depth.codec import decode_depth, encode_depth
+from .encoders.autoencoder import (
+    Flux2AutoEncoder,
+    build_autoencoder,
+    latent_to_tokens,
+    load_autoencoder,
+    tokens_to_latent,
+)
+from .encoders.autoencoder_blocks import AutoEncoderConfig
 from .errors import (
     AutoEncoderCheckpointError,
     CheckpointError,
@@ -23,10 +29,10 @@ from .errors import (
     PromptTooLongError,
     WeightsNotFoundError,
 )
-from .loading import build_dit, infer_config, load_dit
 from .model import MofoDiT
-from .sampling import StepInfo, sample
-from .schedules import schedule
+from .sampling.sampler import StepInfo, sample
+from .sampling.schedules import schedule
+from .weights.loading import build_dit, infer_config, load_dit
 
 __version__ = "0.1.0"
 

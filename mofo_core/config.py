@@ -77,9 +77,9 @@ RELEASE_MU = 1.1
 RELEASE_SIGMA = 1.0
 # Horizontal field of view assumed for point clouds and meshes (the reference's guess; the model knows none).
 DEFAULT_FOV_DEG = 65.0
-# Attention kernels one can ask for (`mofo_core.perf`: auto = the fastest measured for the GPU, SDPA on CPU).
+# Attention kernels one can ask for (`mofo_core.model.perf`: auto = the fastest measured for the GPU, SDPA on CPU).
 ATTENTION_BACKENDS = ("auto", "sdpa", "flash", "cudnn", "efficient")
-# fp8 weight scaling: one scale per output channel (and per token), or one per matrix (`mofo_core.fp8`).
+# fp8 weight scaling: one scale per output channel (and per token), or one per matrix (`mofo_core.model.fp8`).
 FP8_SCALINGS = ("row", "tensor")
 
 

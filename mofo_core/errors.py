@@ -3,7 +3,7 @@
 All are subclasses of the built-in error a caller would expect (ValueError for a bad file or prompt,
 FileNotFoundError for missing weights, ...), so `except ValueError` keeps working. Their `__module__` is the
 public package name: ComfyUI's error panel shows `module.QualName`, and a custom node's modules are named after
-its folder path there (`/.../custom_nodes/ComfyUI-ModalityForcing.mofo_core.checkpoint`), which reads as noise.
+its folder path there (`/.../custom_nodes/ComfyUI-ModalityForcing.mofo_core.weights.checkpoint`), which reads as noise.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
-from ..mofo_core import depth_io
-from ..mofo_core.depth_codec import decode_depth, encode_depth
-from ..mofo_core.depth_range import disparity_vis_batch
-from ..mofo_core.fit import fit_image, unfit_depth
+from ..mofo_core.depth import files as depth_io
+from ..mofo_core.depth.codec import decode_depth, encode_depth
+from ..mofo_core.depth.fit import fit_image, unfit_depth
+from ..mofo_core.depth.ranges import disparity_vis_batch
 from .messages import shows_warnings
 from .types import MofoDepth, MofoDepthLatent, MofoFit, node_schema
 
@@ -26,7 +26,7 @@ def depth_to_image(depth: torch.Tensor, colormap: str = "grey", normalize: str =
                    far=None) -> torch.Tensor:
     """(B, H, W) relative depth -> IMAGE (B, H, W, 3): ControlNet convention, near = white, robust min-max of the
     disparity (5th-95th percentile, the reference's visualisation) per image or over the batch, or a fixed near / far
-    range (mofo_core.depth_range); invalid pixels black."""
+    range (mofo_core.depth.ranges); invalid pixels black."""
     if normalize not in _RANGE_MODE:
         raise ValueError(f"normalize must be one of {list(_RANGE_MODE)}, got {normalize!r}")
     out = []
@@ -166,7 +166,7 @@ class MofoSaveDepth(io.ComfyNode):
     @classmethod
     @shows_warnings
     def execute(cls, depth, filename_prefix, format, png16_range="per image", png16_max_depth=10.0) -> io.NodeOutput:
-        from ..mofo_core.depth_range import png16_max_depths
+        from ..mofo_core.depth.ranges import png16_max_depths
         from .files import save_depth_files
 
         if png16_range not in PNG16_RANGES:

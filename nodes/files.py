@@ -7,7 +7,7 @@ from pathlib import Path
 import folder_paths
 import torch
 
-from ..mofo_core import depth_io
+from ..mofo_core.depth import files as depth_io
 
 DEPTH_WRITERS = {
     "png16": (".png", depth_io.save_depth_png16),

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..mofo_core.align import fit_depth, scale_to_distance
 from ..mofo_core.config import DEFAULT_FOV_DEG
-from ..mofo_core.normals import CONVENTIONS, DEFAULT_NORMAL_RTOL, depth_to_normals, normals_to_image
+from ..mofo_core.depth.align import fit_depth, scale_to_distance
+from ..mofo_core.geometry.normals import CONVENTIONS, DEFAULT_NORMAL_RTOL, depth_to_normals, normals_to_image
 from .depth import COLORMAPS, NORMALIZE, depth_to_image, image_to_depth
 from .messages import shows_warnings
 from .types import MofoDepth, node_schema

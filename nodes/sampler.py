@@ -8,12 +8,12 @@ import comfy.model_management as mm
 import torch
 from comfy_api.latest import io
 
-from ..mofo_core.autoencoder import latent_to_tokens, tokens_to_latent
 from ..mofo_core.config import RELEASE_MU
-from ..mofo_core.masks import fit_mask
-from ..mofo_core.parallel import ParallelDenoiser
-from ..mofo_core.sampling import sample
-from ..mofo_core.schedules import MODES, schedule
+from ..mofo_core.encoders.autoencoder import latent_to_tokens, tokens_to_latent
+from ..mofo_core.sampling.masks import fit_mask
+from ..mofo_core.sampling.parallel import ParallelDenoiser
+from ..mofo_core.sampling.sampler import sample
+from ..mofo_core.sampling.schedules import MODES, schedule
 from .messages import shows_warnings
 from .runtime import MofoModelHandle, make_step_callback
 from .text import check_conditioning

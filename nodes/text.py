@@ -11,8 +11,8 @@ import torch
 from comfy_api.latest import io
 
 from ..mofo_core.config import TEXT_TOKENS, V1
+from ..mofo_core.encoders.text_encoder import QwenTextEmbedder
 from ..mofo_core.errors import PromptTooLongError
-from ..mofo_core.text_encoder import QwenTextEmbedder
 from .messages import shows_warnings
 from .runtime import patcher_class
 from .types import MofoTextEncoder, node_schema

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mofo_core.batch import STATE_FILE, load_jobs
-from mofo_core.cli import main
-from mofo_core.demo import ensure_demo_assets
+from mofo_core.app.batch import STATE_FILE, load_jobs
+from mofo_core.app.cli import main
+from mofo_core.app.demo import ensure_demo_assets
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = {"mode": "joint", "prompt": "a red chair", "seed": 1, "size": [48, 32], "steps": 2}
@@ -94,7 +94,7 @@ def test_inputs_are_checked_up_front_and_ids_are_stable(tmp_path):
 
 
 def test_local_batch_writes_run_folders_resumes_and_retries(assets, tmp_path, capsys, monkeypatch):
-    from mofo_core.pipeline import MofoPipeline
+    from mofo_core.app.pipeline import MofoPipeline
 
     depth = (1.0 + np.random.default_rng(0).random((32, 48))).astype(np.float32)
     np.save(tmp_path / "d.npy", depth)

@@ -11,8 +11,8 @@ import torch
 from conftest import ROOT, rel_l2
 
 import mofo_core as mc
-from mofo_core import fp8, perf
-from mofo_core.checkpoint import iter_threaded
+from mofo_core.model import fp8, perf
+from mofo_core.weights.checkpoint import iter_threaded
 
 
 def test_bench_tiny_runs_on_cpu(tmp_path):
@@ -45,7 +45,7 @@ def _bench_modules():
 
 def test_bench_random_models_are_the_core_builders():
     common, _ = _bench_modules()
-    from mofo_core.autoencoder import build_autoencoder
+    from mofo_core.encoders.autoencoder import build_autoencoder
 
     cfg = mc.config.tiny("flux_rgbd_9b_v2", context_in_dim=48)
     before = torch.get_rng_state()

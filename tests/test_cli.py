@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mofo_core.cli import main
-from mofo_core.demo import ensure_demo_assets
+from mofo_core.app.cli import main
+from mofo_core.app.demo import ensure_demo_assets
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_missing_weights_offline_names_the_files(tmp_path, capsys):
 
 
 def test_interrupted_generation_leaves_no_run_folder(assets, tmp_path, monkeypatch):
-    import mofo_core.pipeline as pipe
+    import mofo_core.app.pipeline as pipe
 
     def boom(*a, **k):
         raise KeyboardInterrupt

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from test_cli import _run, assets  # noqa: F401 (assets: the tiny demo models, built once per module)
 
-from mofo_core.cli import main
+from mofo_core.app.cli import main
 
 trimesh = pytest.importorskip("trimesh", reason="trimesh (a test dependency) reads the meshes back")
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import mofo_core as mc
-from mofo_core.depth_codec import contract, inverse_contract
+from mofo_core.depth.codec import contract, inverse_contract
 
 
 def test_round_trip_recovers_depth_up_to_unit_mean_scale():

@@ -14,8 +14,8 @@ import pytest
 from conftest import ROOT
 from PIL import Image
 
-from mofo_core import depth_io, export
-from mofo_core.depth_io import (
+from mofo_core.depth import files as depth_io
+from mofo_core.depth.files import (
     MissingDependencyError,
     depth_to_disparity_vis,
     load_depth,
@@ -25,6 +25,7 @@ from mofo_core.depth_io import (
     save_depth_png16,
     save_magma_png,
 )
+from mofo_core.geometry import cloud_export as export
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def test_save_magma_png(tmp_path, depth):
 
 
 def test_save_magma_png_all_invalid_still_writes(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="mofo_core.depth_io"):
+    with caplog.at_level(logging.WARNING, logger="mofo_core.depth.files"):
         out = save_magma_png(tmp_path / "m.png", np.zeros((4, 4)))
     assert "no finite positive pixel" in caplog.text
     np.testing.assert_array_equal(np.asarray(Image.open(out)), np.broadcast_to([0, 0, 3], (4, 4, 3)))
@@ -319,7 +320,7 @@ def test_writers_are_atomic(tmp_path, monkeypatch, writer, depth):
 def test_light_imports():
     """Importing the depth / point-cloud modules pulls none of the optional heavy libraries."""
     code = (
-        "import sys, mofo_core.pointcloud, mofo_core.export, mofo_core.depth_io;"
+        "import sys, mofo_core.geometry.pointcloud, mofo_core.geometry.cloud_export, mofo_core.depth.files;"
         "bad = sorted(m for m in ('scipy', 'PIL', 'OpenEXR', 'matplotlib', 'trimesh', 'plyfile') if m in sys.modules);"
         "print(bad); sys.exit(1 if bad else 0)"
     )

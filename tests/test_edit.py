@@ -9,13 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from mofo_core.autoencoder import latent_to_tokens
-from mofo_core.cli import main
-from mofo_core.demo import ensure_demo_assets
-from mofo_core.depth_codec import encode_depth
-from mofo_core.edit import EditParams
-from mofo_core.masks import token_mask
-from mofo_core.pipeline import GenerateParams, MofoPipeline
+from mofo_core.app.cli import main
+from mofo_core.app.demo import ensure_demo_assets
+from mofo_core.app.edit import EditParams
+from mofo_core.app.pipeline import GenerateParams, MofoPipeline
+from mofo_core.depth.codec import encode_depth
+from mofo_core.encoders.autoencoder import latent_to_tokens
+from mofo_core.sampling.masks import token_mask
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_depth_fix_holds_rgb_and_returns_the_given_depth_outside_up_to_the_codec
     ],
 )
 def test_bad_edits_fail_before_sampling(pipe, photo, params, inputs, message, monkeypatch):
-    import mofo_core.edit as edit
+    import mofo_core.app.edit as edit
 
     monkeypatch.setattr(edit, "sample", lambda *a, **k: pytest.fail("sampled"))
     inputs = {k: _mask() for k in inputs}

@@ -11,8 +11,8 @@ import pygltflib
 import pytest
 import trimesh
 
-from mofo_core import export
-from mofo_core.export import write_glb, write_ply
+from mofo_core.geometry import cloud_export as export
+from mofo_core.geometry.cloud_export import write_glb, write_ply
 
 
 @pytest.fixture

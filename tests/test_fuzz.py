@@ -19,9 +19,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
-from mofo_core.checkpoint import DTYPES, read_header  # noqa: E402
-from mofo_core.depth_codec import check_depth_map, decode_depth, encode_depth  # noqa: E402
-from mofo_core.depth_io import (  # noqa: E402
+from mofo_core.depth.codec import check_depth_map, decode_depth, encode_depth  # noqa: E402
+from mofo_core.depth.files import (  # noqa: E402
     load_depth,
     save_depth_exr,
     save_depth_npy,
@@ -29,8 +28,9 @@ from mofo_core.depth_io import (  # noqa: E402
     save_magma_png,
 )
 from mofo_core.errors import CheckpointError  # noqa: E402
-from mofo_core.export import write_glb, write_ply  # noqa: E402
-from mofo_core.pointcloud import depth_to_points  # noqa: E402
+from mofo_core.geometry.cloud_export import write_glb, write_ply  # noqa: E402
+from mofo_core.geometry.pointcloud import depth_to_points  # noqa: E402
+from mofo_core.weights.checkpoint import DTYPES, read_header  # noqa: E402
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WORK = Path(tempfile.mkdtemp(prefix="mofo_fuzz_"))  # hypothesis reruns a test body many times: no tmp_path

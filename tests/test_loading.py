@@ -11,8 +11,8 @@ from safetensors.torch import load_file, save_file
 
 import mofo_core as mc
 from mofo_core.errors import CheckpointError
-from mofo_core.loading import check_dit_file
 from mofo_core.model import MofoDiT
+from mofo_core.weights.loading import check_dit_file
 
 
 @pytest.mark.parametrize("name,params,tensors", [("flux_rgbd_9b_v1", 11_950_633_984, 273),

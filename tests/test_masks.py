@@ -9,7 +9,7 @@ from conftest import rel_l2
 from PIL import Image
 
 import mofo_core as mc
-from mofo_core.masks import feather_mask, fit_mask, load_mask, token_mask
+from mofo_core.sampling.masks import feather_mask, fit_mask, load_mask, token_mask
 
 
 @pytest.fixture(scope="module")

@@ -300,7 +300,7 @@ def test_fast_fp8_weights_and_sequential_cfg(env):
         attention="sdpa",
         compile=False,
     )
-    from mofo_core.fp8 import FP8Linear
+    from mofo_core.model.fp8 import FP8Linear
 
     assert any(type(m).__name__ == FP8Linear.__name__ for m in model.dit.modules())
     _, pos, neg = _pipeline(nodes, tmp)

@@ -159,7 +159,7 @@ def test_depth_picture_over_a_batch_does_not_flicker(env):
 def test_depth_decode_and_save_depth_over_a_batch(env):
     tmp, nodes = env
     from mofo_core import encode_depth
-    from mofo_core.depth_io import load_depth
+    from mofo_core.depth.files import load_depth
 
     frames = _two_frames()
     latent = {"samples": encode_depth(frames), "height": 1, "width": 1}

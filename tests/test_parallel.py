@@ -7,9 +7,9 @@ import torch
 from conftest import rel_l2
 
 import mofo_core as mc
-from mofo_core.cli import main
-from mofo_core.demo import ensure_demo_assets
-from mofo_core.parallel import ParallelDenoiser, check_devices
+from mofo_core.app.cli import main
+from mofo_core.app.demo import ensure_demo_assets
+from mofo_core.sampling.parallel import ParallelDenoiser, check_devices
 
 CTX = 24
 
@@ -113,7 +113,7 @@ def assets(tmp_path_factory):
 
 
 def test_pipeline_on_two_devices_matches_one_device(assets):
-    from mofo_core.pipeline import GenerateParams, MofoPipeline
+    from mofo_core.app.pipeline import GenerateParams, MofoPipeline
 
     model, text = assets
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from mofo_core.pointcloud import depth_edge_mask, depth_to_points, fov_intrinsics, outlier_mask
+from mofo_core.geometry.pointcloud import depth_edge_mask, depth_to_points, fov_intrinsics, outlier_mask
 
 
 def _pixel_of(points: np.ndarray, fx: float, fy: float, cx: float, cy: float) -> tuple[np.ndarray, np.ndarray]:
@@ -238,7 +238,7 @@ def test_bad_inputs_raise(kwargs, match):
 
 def test_everything_on_an_edge_gives_an_empty_cloud(caplog):
     checker = np.where(np.indices((6, 6)).sum(0) % 2 == 0, 1.0, 3.0)  # valid but all discontinuity
-    with caplog.at_level(logging.WARNING, logger="mofo_core.pointcloud"):
+    with caplog.at_level(logging.WARNING, logger="mofo_core.geometry.pointcloud"):
         pts, cols = depth_to_points(checker, np.zeros((6, 6, 3), np.uint8), sor=True, center="median")
     assert pts.shape == (0, 3) and pts.dtype == np.float32
     assert cols.shape == (0, 3) and cols.dtype == np.uint8

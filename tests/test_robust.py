@@ -1,6 +1,6 @@
 """Bad input fails fast with one `error:` line (exit 2) before any weights load; nothing is lost or left behind.
 
-Tiny random models (`mofo_core.demo`); every case that must fail before the expensive work runs with the weight
+Tiny random models (`mofo_core.app.demo`); every case that must fail before the expensive work runs with the weight
 loaders replaced by a tripwire, so an error raised only after loading would fail the test.
 """
 
@@ -18,8 +18,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mofo_core.cli import main
-from mofo_core.demo import ensure_demo_assets
+from mofo_core.app.cli import main
+from mofo_core.app.demo import ensure_demo_assets
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,9 @@ def _run(model, text, out, *args, device="cpu"):
 @pytest.fixture
 def tripwire(monkeypatch):
     """Loading any weights fails the test: the error under test must come first."""
-    import mofo_core.autoencoder as ae
-    import mofo_core.loading as loading
-    import mofo_core.text_encoder as te
+    import mofo_core.encoders.autoencoder as ae
+    import mofo_core.encoders.text_encoder as te
+    import mofo_core.weights.loading as loading
 
     def loaded(*a, **k):
         raise AssertionError("weights were loaded before the error")
@@ -189,7 +189,7 @@ def test_model_file_is_accepted_and_nan_depth_works_with_robust(assets, tmp_path
 
 
 def test_missing_weights_are_one_message_naming_every_file_and_option(tmp_path, capsys, monkeypatch):
-    import mofo_core.weights as weights
+    import mofo_core.weights.download as weights
 
     monkeypatch.setattr(weights, "hub_reachable", lambda timeout=3.0: False)  # as with no network
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
@@ -204,7 +204,7 @@ def test_missing_weights_are_one_message_naming_every_file_and_option(tmp_path, 
 
 
 def test_hub_probe_is_quick_and_false_without_a_server(monkeypatch):
-    from mofo_core.weights import hub_reachable
+    from mofo_core.weights.download import hub_reachable
 
     for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(k, raising=False)
@@ -213,8 +213,8 @@ def test_hub_probe_is_quick_and_false_without_a_server(monkeypatch):
 
 
 def test_parallel_runs_with_one_name_lose_nothing(tmp_path, monkeypatch):
-    import mofo_core.outputs as outputs
-    from mofo_core.pipeline import GenerationResult
+    import mofo_core.app.outputs as outputs
+    from mofo_core.app.pipeline import GenerationResult
 
     monkeypatch.setattr(outputs, "run_name", lambda mode, prompt: "20260101_000000_joint_same")
     n = 8
@@ -245,7 +245,7 @@ def test_parallel_runs_with_one_name_lose_nothing(tmp_path, monkeypatch):
 
 
 def test_sigterm_while_saving_leaves_nothing(assets, tmp_path, monkeypatch, capsys):
-    import mofo_core.outputs as outputs
+    import mofo_core.app.outputs as outputs
 
     def killed(*a, **k):
         os.kill(os.getpid(), signal.SIGTERM)
@@ -260,7 +260,7 @@ def test_sigterm_while_saving_leaves_nothing(assets, tmp_path, monkeypatch, caps
 
 
 def test_ctrl_c_during_start_up_is_clean(tmp_path, monkeypatch, capsys):
-    import mofo_core.cli as cli
+    import mofo_core.app.cli as cli
 
     def interrupted(spec):
         raise KeyboardInterrupt

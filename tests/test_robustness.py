@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
-from mofo_core.cli import main
-from mofo_core.demo import ensure_demo_assets
-from mofo_core.outputs import save_run
-from mofo_core.pipeline import GenerateParams, GenerationResult
+from mofo_core.app.cli import main
+from mofo_core.app.demo import ensure_demo_assets
+from mofo_core.app.outputs import save_run
+from mofo_core.app.pipeline import GenerateParams, GenerationResult
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +91,8 @@ def test_text_encoder_loads_safetensors_only(tmp_path):
 
     from conftest import FIXTURES
 
+    from mofo_core.encoders.text_encoder import QwenTextEmbedder
     from mofo_core.errors import CheckpointError
-    from mofo_core.text_encoder import QwenTextEmbedder
 
     te = tmp_path / "te"
     shutil.copytree(FIXTURES / "tiny_qwen3", te)
@@ -113,7 +113,7 @@ def test_text_encoder_loads_safetensors_only(tmp_path):
     (["--device", "cuda:7"], r"--device cuda:7: this machine has .*use --device cpu"),
 ])
 def test_cheap_cli_checks_fail_before_loading(assets, tmp_path, capsys, monkeypatch, args, says):
-    import mofo_core.pipeline as pl
+    import mofo_core.app.pipeline as pl
 
     def never(*a, **k):
         raise AssertionError("weights were resolved before the cheap checks")

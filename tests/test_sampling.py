@@ -7,7 +7,7 @@ import torch
 from conftest import rel_l2
 
 import mofo_core as mc
-from mofo_core.sampling import StepInfo
+from mofo_core.sampling.sampler import StepInfo
 
 
 class Oracle:

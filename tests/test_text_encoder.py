@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import FIXTURES, load_fixture, rel_l2
 
+from mofo_core.encoders.text_encoder import QwenTextEmbedder
 from mofo_core.errors import PromptTooLongError
-from mofo_core.text_encoder import QwenTextEmbedder
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +91,8 @@ def test_wrong_model_type_and_incomplete_weights_are_errors(tmp_path):
 def test_damaged_text_encoder_is_one_checkpoint_error_before_loading(tmp_path, damage, message):
     from safetensors.torch import load_file, save_file
 
+    from mofo_core.encoders.text_encoder import check_text_encoder_files
     from mofo_core.errors import CheckpointError
-    from mofo_core.text_encoder import check_text_encoder_files
 
     d = tmp_path / "te"
     shutil.copytree(FIXTURES / "tiny_qwen3", d)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mofo_core.weights import (
+from mofo_core.weights.download import (
     AE_FILES,
     DIT_FILES,
     WeightsNotFoundError,

@@ -3,7 +3,7 @@ of their workflows (workflows/mofo_edit_*.jpg).
 
     python tools/make_edit_docs.py
 
-Runs `MofoPipeline.edit` on the TINY RANDOM demo weights (mofo_core.demo; no download), on the shipped example
+Runs `MofoPipeline.edit` on the TINY RANDOM demo weights (mofo_core.app.demo; no download), on the shipped example
 room (assets/mofo_edit_example.png, its ball mask and assets/mofo_depth_example.png) at 128 px. The generated
 content is noise (random weights); what the pictures show is real: the masks, and which tokens of each modality
 came back exactly as given ("kept exactly" is measured by comparing the output latents with the input latents).
@@ -21,12 +21,12 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mofo_core.autoencoder import latent_to_tokens  # noqa: E402
-from mofo_core.demo import ensure_demo_assets  # noqa: E402
-from mofo_core.depth_codec import encode_depth  # noqa: E402
-from mofo_core.depth_io import depth_to_disparity_vis  # noqa: E402
-from mofo_core.edit import EditParams, _inputs  # noqa: E402
-from mofo_core.pipeline import MofoPipeline  # noqa: E402
+from mofo_core.app.demo import ensure_demo_assets  # noqa: E402
+from mofo_core.app.edit import EditParams, _inputs  # noqa: E402
+from mofo_core.app.pipeline import MofoPipeline  # noqa: E402
+from mofo_core.depth.codec import encode_depth  # noqa: E402
+from mofo_core.depth.files import depth_to_disparity_vis  # noqa: E402
+from mofo_core.encoders.autoencoder import latent_to_tokens  # noqa: E402
 
 S = 128  # generation size of the pictures (pixels)
 MODES = {  # task -> (params, which inputs)

@@ -2,10 +2,10 @@
 
     python tools/make_mesh_docs.py
 
-Builds the mesh the workflow builds (mofo_core.mesh.depth_to_mesh, edge test 0.04, 65° camera) from the shipped
+Builds the mesh the workflow builds (mofo_core.geometry.mesh.depth_to_mesh, edge test 0.04, 65° camera) from the shipped
 example room's exact depth (tools/example_scene.py; no model involved), scaled so its centre is 2 m away as the
-workflow's Mofo Align Depth does, and draws its vertices from an orbiting camera (mofo_core.render), beside the
-room's normal map (mofo_core.normals, ControlNet colours).
+workflow's Mofo Align Depth does, and draws its vertices from an orbiting camera (mofo_core.geometry.render), beside the
+room's normal map (mofo_core.geometry.normals, ControlNet colours).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import example_scene  # noqa: E402
 
-from mofo_core.align import scale_to_distance  # noqa: E402
-from mofo_core.mesh import depth_to_mesh  # noqa: E402
-from mofo_core.normals import depth_to_normals, normals_to_image  # noqa: E402
-from mofo_core.render import render_points  # noqa: E402
+from mofo_core.depth.align import scale_to_distance  # noqa: E402
+from mofo_core.geometry.mesh import depth_to_mesh  # noqa: E402
+from mofo_core.geometry.normals import depth_to_normals, normals_to_image  # noqa: E402
+from mofo_core.geometry.render import render_points  # noqa: E402
 
 SIZE = 256  # the room's resolution for the picture
 THUMB = 384  # the template browser's card (other thumbnails: 384 x 384)

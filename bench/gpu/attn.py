@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from common import Stopwatch, rel_l2, timeit
 
-from mofo_core import perf
+from mofo_core.model import perf
 
 from .context import BACKENDS, Bench, errtext, log
 

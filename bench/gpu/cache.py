@@ -12,7 +12,7 @@ import common as C
 import torch
 from common import Stopwatch
 
-from mofo_core import perf
+from mofo_core.model import perf
 
 from .context import Bench, log, raise_compile_limits
 

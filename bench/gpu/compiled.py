@@ -6,7 +6,7 @@ from __future__ import annotations
 import common as C
 from common import Stopwatch, rel_l2, timeit
 
-from mofo_core import perf
+from mofo_core.model import perf
 
 from .context import Bench, log, raise_compile_limits
 

@@ -16,7 +16,7 @@ import torch
 from common import Stopwatch, rel_l2, timeit
 
 import mofo_core as mc
-from mofo_core import perf
+from mofo_core.model import perf
 
 from . import report
 

@@ -11,8 +11,8 @@ import common as C
 import torch
 from common import GiB, timeit
 
-from mofo_core import fp8 as F8
-from mofo_core import perf
+from mofo_core.model import fp8 as F8
+from mofo_core.model import perf
 
 from .context import Bench, log
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import common as C
 from common import GiB, Stopwatch, rel_l2
 
-from mofo_core import fp8 as F8
-from mofo_core import perf
+from mofo_core.model import fp8 as F8
+from mofo_core.model import perf
 
 from .context import Bench, free, log, raise_compile_limits
 

@@ -109,8 +109,8 @@ def _reference(a, device, ckpt_dir: Path, variant: str, res: dict, mark) -> None
 def _ours(a, device, ckpt_dir: Path, res: dict, mark) -> None:
     """Our pipeline from the checkpoint, the text encoder and decoder swapped for random ones, memory marked
     at each stage boundary (text encoder built, text encoded, DiT loaded, sampling done, decoded)."""
-    import mofo_core.pipeline as pl
-    from mofo_core.text_encoder import QwenTextEmbedder
+    import mofo_core.app.pipeline as pl
+    from mofo_core.encoders.text_encoder import QwenTextEmbedder
 
     cuda = device.type == "cuda"
     unused = ckpt_dir / "unused"

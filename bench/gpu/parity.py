@@ -10,7 +10,7 @@ import torch
 from common import rel_l2
 
 import mofo_core as mc
-from mofo_core import perf
+from mofo_core.model import perf
 
 from .context import Bench, errtext, log, raise_compile_limits
 

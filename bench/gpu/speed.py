@@ -10,7 +10,7 @@ from __future__ import annotations
 import common as C
 from common import Stopwatch, rel_l2, timeit
 
-from mofo_core import perf
+from mofo_core.model import perf
 
 from . import compiled, fp8, load, profiling
 from .context import BACKENDS, Bench, errtext, free, log

@@ -14,7 +14,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-# attention(q, k, v) on (B, heads, L, head_dim) tensors; `mofo_core.perf.set_attention` swaps in other kernels.
+# attention(q, k, v) on (B, heads, L, head_dim) tensors; `mofo_core.model.perf.set_attention` swaps in other kernels.
 AttentionFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 

@@ -46,7 +46,7 @@ def write_comfy_vae(path: Path, seed: int = 0) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from mofo_core.autoencoder import AutoEncoderConfig, build_autoencoder
+    from mofo_core.encoders.autoencoder import AutoEncoderConfig, build_autoencoder
 
     enc = build_autoencoder(AutoEncoderConfig(), seed=seed).encoder
     dec = build_autoencoder(AutoEncoderConfig(ch=32), seed=seed + 1).decoder
@@ -65,7 +65,7 @@ def make_base(base: Path, *, models_too: bool = True) -> Path:
     """ComfyUI --base-directory with the pack installed (symlink), inputs and (unless models_too=False) tiny models."""
     from PIL import Image
 
-    from mofo_core.tiny_assets import build_tiny_dit_files, build_tiny_qwen3
+    from mofo_core.weights.tiny_assets import build_tiny_dit_files, build_tiny_qwen3
 
     (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
     link = base / "custom_nodes" / PACK_NAME

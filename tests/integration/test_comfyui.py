@@ -136,7 +136,7 @@ def test_workflow_runs_to_completion(server, wf):
             im = np.asarray(Image.open(path))
             assert im.size > 0 and np.isfinite(im.astype(float)).all()
         if path.suffix == ".exr":
-            from mofo_core.depth_io import load_depth
+            from mofo_core.depth.files import load_depth
 
             d = load_depth(path)
             assert np.isfinite(d[d > 0]).all() and (d > 0).any()

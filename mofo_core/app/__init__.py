@@ -1,0 +1,1 @@
+"""What a user runs: the pipeline (files in, files out), edits, run folders, batches, the demo and the CLI."""

@@ -1,0 +1,446 @@
+"""Depth maps on disk: 16-bit PNG, float32 .npy and EXR writers, a magma disparity preview, and a loader.
+
+The preview follows the reference's `depth_magma.png` (`Duisterhof/modality-forcing: flux_rgbd/runner.py`,
+`FluxRGBDRunner.save`; reference-spec.md §8): disparity 1/depth on finite positive pixels, normalised
+between its 5th and 95th percentiles, clipped to [0, 1], invalid pixels 0, then matplotlib's magma
+(near = bright). The loader accepts what the reference's `scripts/_common.py` `read_depth_map` accepts
+(.npy, 16-bit PNG/TIFF read as-is) plus EXR, but refuses input it only warned about (8-bit, colour).
+
+Every writer goes through `export.atomic_path` (temporary file, then rename). Pillow and OpenEXR are
+imported inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MissingDependencyError
+from ..geometry.cloud_export import atomic_path
+
+logger = logging.getLogger(__name__)
+
+PNG_SCALE_KEY = "mofo_depth_scale"  # PNG tEXt key: depth = png_value / scale
+PNG16_MAX = 65535
+_PERCENTILES = (5.0, 95.0)  # disparity normalisation range of the reference preview
+_EXR_CHANNELS = ("Z", "Y", "R")  # channel names tried, in order, when an EXR holds several
+_EIGHT_BIT_MSG = (
+    "this is an 8-bit image: depth needs 16-bit PNG/TIFF, EXR or .npy; for an 8-bit disparity map use disparity=True"
+)
+
+# matplotlib's "magma" colormap (256 entries; data by Nathaniel J. Smith, Stefan van der Walt and Eric
+# Firing, CC0, in matplotlib's `lib/matplotlib/_cm_listed.py` `_magma_data`), sampled once from
+# matplotlib 3.11.2 as uint8(255 * rgb), i.e. truncated like the reference's `(cm.magma(x)[..., :3] * 255)
+# .astype(np.uint8)`. 256 RGB triples, 16 per line, as hex.
+_MAGMA_HEX = (
+    "00000300000400000601000701010901010b02020d02020f03031104031304041505041706051907051b08061d09071f"
+    "0a07220b08240c09260d0a280e0a2a0f0b2c100c2f110c31120d33140d35150e38160e3a170f3c180f3f1a10411b1044"
+    "1c10461e10491f114b20114d2211502311522511552611572811592a115c2b115e2d10602f1062301065321067341068"
+    "350f6a370f6c390f6e3b0f6f3c0f713e0f72400f73420f74430f75450f76470f774810784a10794b10794d117a4f117b"
+    "50127b52127c53137c55137d57147d58157e5a157e5b167e5d177e5e177f60187f61187f63197f651a80661a80681b80"
+    "691c806b1c806c1d806e1e816f1e81711f81731f817420817621817721817922817a22817c23817e24817f2481812581"
+    "8225818426818526818727818928818a28818c29808d29808f2a80912a80922b80942b80952c80972c7f992d7f9a2d7f"
+    "9c2e7f9e2e7e9f2f7ea12f7ea3307ea4307da6317da7317da9327cab337cac337bae347bb0347bb1357ab3357ab53679"
+    "b63679b83778b93778bb3877bd3977be3976c03a75c23a75c33b74c53c74c63c73c83d72ca3e72cb3e71cd3f70ce4070"
+    "d0416fd1426ed3426dd4436dd6446cd7456bd9466ada4769dc4869dd4968de4a67e04b66e14c66e24d65e44e64e55063"
+    "e65162e75262e85461ea5560eb5660ec585fed595fee5b5eee5d5def5e5df0605df1615cf2635cf3655cf3675bf4685b"
+    "f56a5bf56c5bf66e5bf6705bf7715bf7735cf8755cf8775cf9795cf97b5df97d5dfa7f5efa805efa825ffb8460fb8660"
+    "fb8861fb8a62fc8c63fc8e63fc9064fc9265fc9366fd9567fd9768fd9969fd9b6afd9d6bfd9f6cfda16efda26ffda470"
+    "fea671fea873feaa74feac75feae76feaf78feb179feb37bfeb57cfeb77dfeb97ffebb80febc82febe83fec085fec286"
+    "fec488fec689fec78bfec98dfecb8efdcd90fdcf92fdd193fdd295fdd497fdd698fdd89afdda9cfddc9dfddd9ffddfa1"
+    "fde1a3fce3a5fce5a6fce6a8fce8aafceaacfcecaefceeb0fcf0b1fcf1b3fcf3b5fcf5b7fbf7b9fbf9bbfbfabdfbfcbf"
+)
+
+
+def _openexr():
+    """Import the OpenEXR bindings (>= 3.2, numpy API) or say how to install them."""
+    try:
+        import OpenEXR
+    except ImportError as e:
+        raise MissingDependencyError(
+            "EXR depth files need the OpenEXR python bindings (>= 3.2): pip install OpenEXR"
+        ) from e
+    if not hasattr(OpenEXR, "File"):
+        raise MissingDependencyError(
+            "the installed OpenEXR bindings are older than 3.2 (no OpenEXR.File); pip install -U OpenEXR"
+        )
+    return OpenEXR
+
+
+def _as_depth(depth: np.ndarray) -> np.ndarray:
+    """Check for a 2-D real-valued map; return it as float32."""
+    d = np.asarray(depth)
+    if d.ndim != 2:
+        raise ValueError(
+            f"depth must be a 2-D (H, W) map, got shape {d.shape}; drop batch/channel axes, e.g. depth[0] or "
+            "depth.squeeze()"
+        )
+    if d.dtype.kind not in "fiu":
+        raise ValueError(f"depth must hold real numbers, got dtype {d.dtype}")
+    return d.astype(np.float32, copy=False)
+
+
+def _valid(d: np.ndarray) -> np.ndarray:
+    """Finite and positive: the pixels that carry depth."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(d) & (d > 0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Preview
+# ---------------------------------------------------------------------------------------------------------
+
+
+def depth_to_disparity_vis(depth: np.ndarray) -> np.ndarray:
+    """Disparity preview in [0, 1] (near = 1), robustly normalised as in the reference.
+
+    disp = 1 / depth on finite positive pixels; (disp - p5) / max(p95 - p5, 1e-8) clipped to [0, 1], where
+    p5 and p95 are percentiles of the valid disparities; invalid pixels are 0. Same dtypes as the reference:
+    disparity in float32, the normalisation against float64 percentiles.
+
+    Args:
+        depth: (H, W) depth, any positive unit.
+
+    Returns:
+        (H, W) float64 in [0, 1]; all zeros when no pixel is valid (the caller decides what to do).
+    """
+    d = _as_depth(depth)
+    valid = _valid(d)
+    disp = np.zeros_like(d)  # float32
+    if not valid.any():
+        return disp.astype(np.float64)
+    with np.errstate(over="ignore", divide="ignore"):
+        disp[valid] = 1.0 / d[valid]
+    np.minimum(disp, np.finfo(np.float32).max, out=disp)  # 1 / subnormal overflows float32: nearest, not NaN
+    lo, hi = np.percentile(disp[valid], _PERCENTILES).astype(np.float64)
+    vis = np.clip((disp - lo) / max(hi - lo, 1e-8), 0, 1)
+    vis[~valid] = 0.0
+    return vis.astype(np.float64, copy=False)
+
+
+def magma(x: np.ndarray) -> np.ndarray:
+    """Map values in [0, 1] to matplotlib's magma colours.
+
+    Same lookup as matplotlib's 256-entry ListedColormap: index floor(256 x), with 1.0 mapped to the last
+    entry; values outside [0, 1] take the end colours.
+
+    Args:
+        x: array of any shape (typically (H, W)), values in [0, 1].
+
+    Returns:
+        uint8 RGB of shape x.shape + (3,).
+
+    Raises:
+        ValueError: x holds NaN or is not real-valued.
+    """
+    v = np.asarray(x)
+    if v.dtype.kind not in "fiu":
+        raise ValueError(f"magma needs real values in [0, 1], got dtype {v.dtype}")
+    if v.dtype.kind == "f" and np.isnan(v).any():
+        raise ValueError("magma input contains NaN; replace it first, e.g. np.nan_to_num(x, nan=0.0)")
+    table = np.frombuffer(bytes.fromhex("".join(_MAGMA_HEX)), dtype=np.uint8).reshape(256, 3)
+    with np.errstate(invalid="ignore"):  # inf * 256 is fine; clipped below
+        idx = np.clip(np.floor(v.astype(np.float64) * 256), 0, 255).astype(np.intp)
+    return table[idx]
+
+
+def save_magma_png(path: str | os.PathLike, depth: np.ndarray) -> Path:
+    """Write the magma disparity preview of a depth map as an 8-bit RGB PNG.
+
+    Unlike the reference, which skips the file (but still returns its path) when no pixel is valid,
+    this always writes it: an all-invalid map gives a uniform magma(0) image and a logged warning.
+
+    Args:
+        path: output path; its folder must exist. Always PNG, whatever the suffix.
+        depth: (H, W) depth, any positive unit.
+
+    Returns:
+        `path` as a `Path`.
+    """
+    from PIL import Image
+
+    d = _as_depth(depth)
+    if not _valid(d).any():
+        logger.warning("depth has no finite positive pixel; %s will be a blank preview", path)
+    vis = depth_to_disparity_vis(d)
+    rgb = magma(vis)  # (H, W, 3) uint8
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        Image.fromarray(rgb).save(tmp, format="PNG")
+    return target
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writers
+# ---------------------------------------------------------------------------------------------------------
+
+
+def save_depth_png16(path: str | os.PathLike, depth: np.ndarray, max_depth: float | None = None) -> dict:
+    """Write depth as a 16-bit grayscale PNG, linearly scaled so the largest valid depth (or `max_depth`) is 65535.
+
+    png = round(depth * scale) with scale = 65535 / max valid depth; invalid pixels (non-finite or <= 0)
+    are 0, and so are depths below 0.5 / scale, which round to 0. The scale is also stored in the PNG's
+    tEXt chunk under "mofo_depth_scale", which `load_depth` uses to recover depth = png / scale.
+
+    Args:
+        path: output path; its folder must exist. Always PNG, whatever the suffix.
+        depth: (H, W) depth, any positive unit.
+        max_depth: the depth stored as 65535 (default: this map's largest); one value for every frame of a
+            sequence (`depth_range.png16_max_depths`) keeps their PNG values comparable. Deeper pixels clip.
+
+    Returns:
+        {"path": Path, "scale": float (png units per depth unit), "max_depth": float (depth units)}.
+
+    Raises:
+        ValueError: depth is not 2-D or has no finite positive pixel, or max_depth is not a positive number.
+    """
+    from PIL import Image, PngImagePlugin
+
+    d = _as_depth(depth)
+    valid = _valid(d)
+    if not valid.any():
+        raise ValueError("depth has no finite positive pixel; nothing to store in a 16-bit PNG")
+    if max_depth is not None and not (np.isfinite(max_depth) and max_depth > 0):
+        raise ValueError(f"max_depth must be a finite depth > 0 (or None: this map's largest), got {max_depth}")
+    max_depth = float(d[valid].max()) if max_depth is None else float(max_depth)
+    scale = PNG16_MAX / max_depth
+    png = np.zeros(d.shape, dtype=np.uint16)
+    png[valid] = np.clip(np.round(d[valid].astype(np.float64) * scale), 0, PNG16_MAX).astype(np.uint16)
+    info = PngImagePlugin.PngInfo()
+    info.add_text(PNG_SCALE_KEY, repr(scale))
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        Image.fromarray(png).save(tmp, format="PNG", pnginfo=info)  # uint16 (H, W) -> mode "I;16"
+    return {"path": target, "scale": scale, "max_depth": max_depth}
+
+
+def save_depth_npy(path: str | os.PathLike, depth: np.ndarray) -> Path:
+    """Write depth as a float32 (H, W) .npy, values unchanged (inf / negative kept, like the reference).
+
+    Args:
+        path: output path; its folder must exist. Written exactly there (no ".npy" is appended).
+        depth: (H, W) depth.
+
+    Returns:
+        `path` as a `Path`.
+    """
+    d = _as_depth(depth)
+    target = Path(path)
+    with atomic_path(target) as tmp, open(tmp, "xb") as f:
+        np.save(f, d, allow_pickle=False)
+    return target
+
+
+def save_depth_exr(path: str | os.PathLike, depth: np.ndarray) -> Path:
+    """Write depth as a single-channel ("Z") float32 EXR, ZIP-compressed, values unchanged.
+
+    Args:
+        path: output path; its folder must exist.
+        depth: (H, W) depth.
+
+    Returns:
+        `path` as a `Path`.
+
+    Raises:
+        MissingDependencyError: the OpenEXR bindings are not installed (pip install OpenEXR).
+    """
+    exr = _openexr()
+    d = np.ascontiguousarray(_as_depth(depth))
+    header = {"compression": exr.ZIP_COMPRESSION, "type": exr.scanlineimage}
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        exr.File(header, {"Z": d}).write(str(tmp))
+    return target
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loader
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _one_channel(a: np.ndarray, path: Path) -> np.ndarray:
+    """(H, W) as is; (H, W, C) -> one channel if all C are equal, else an error."""
+    if a.ndim == 2:
+        return a
+    if a.ndim == 3 and a.shape[2] >= 1:
+        if all(np.array_equal(a[..., 0], a[..., c], equal_nan=True) for c in range(1, a.shape[2])):
+            return a[..., 0]
+        raise ValueError(
+            f"{path} has {a.shape[2]} different channels (a colour image, maybe a colour-mapped depth "
+            "preview); pass the raw single-channel depth (.npy, 16-bit PNG/TIFF or EXR)"
+        )
+    raise ValueError(f"{path} holds an array of shape {a.shape}; depth must be (H, W)")
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise ValueError(
+            f"cannot read {path} as .npy ({e}); re-save it with np.save(path, depth.astype(np.float32))"
+        ) from e
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
+        raise ValueError(f"{path} must hold a real-valued (H, W) array, got {getattr(a, 'dtype', type(a))}")
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]  # (1, H, W)
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] <= 4)):
+        # e.g. a (2, H, W) stack of maps (channels first): never read it as an (H, W, C) image with W "channels"
+        raise ValueError(f"{path} holds an array of shape {a.shape}; depth must be (H, W) -- one map per .npy: save "
+                         "each map on its own, e.g. np.save(path, depth[0])")
+    if a.size == 0:
+        raise ValueError(f"{path} holds an empty array of shape {a.shape}")
+    return a  # (H, W) or (H, W, C <= 4): channels checked by _one_channel
+
+
+def _png_ihdr(path: Path) -> tuple[int, int] | None:
+    """(bit depth, colour type) from a PNG header, or None if the file is not a PNG."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return head[24], head[25]
+
+
+def _read_image(path: Path) -> tuple[np.ndarray, bool, float | None]:
+    """Read a PNG/TIFF with Pillow; return (array, is_8_bit, tEXt depth scale or None)."""
+    from PIL import Image, UnidentifiedImageError
+
+    ihdr = _png_ihdr(path)
+    if ihdr is not None and ihdr[0] == 16 and ihdr[1] != 0:
+        # Pillow decodes 16-bit colour / grey+alpha PNGs to 8 bits per channel; refuse rather than truncate.
+        raise ValueError(
+            f"{path} is a 16-bit colour or grey+alpha PNG, which would be read at 8 bits; save depth as a "
+            "single-channel (grayscale) 16-bit PNG, .npy or EXR"
+        )
+    try:
+        with Image.open(path) as img:  # Pillow refuses decompression bombs (> 2 x MAX_IMAGE_PIXELS) itself
+            img.load()
+            mode = img.mode
+            bits = img.tag_v2.get(258) if hasattr(img, "tag_v2") else None  # TIFF BitsPerSample
+            text = dict(getattr(img, "text", None) or {})
+            if mode == "P":
+                img = img.convert("RGBA")
+                mode = "RGBA"
+            a = np.asarray(img)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError(f"cannot read {path} as an image ({e}); check that the file is a valid PNG/TIFF") from e
+    if mode in ("RGB", "RGBA", "LA", "L", "1") and bits is not None and max(bits) > 8:
+        raise ValueError(
+            f"{path} is a {max(bits)}-bit multi-channel TIFF, which would be read at 8 bits; save depth as a "
+            "single-channel 16-bit TIFF, .npy or EXR"
+        )
+    if mode in ("RGBA", "LA"):
+        a = a[..., :-1]  # alpha carries no depth
+    if mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F", "L", "1", "RGB", "RGBA", "LA"):
+        raise ValueError(f"{path} has unsupported image mode {mode!r}; save depth as .npy, 16-bit PNG/TIFF or EXR")
+    scale = None
+    if PNG_SCALE_KEY in text:
+        try:
+            scale = float(text[PNG_SCALE_KEY])
+        except ValueError:
+            scale = None
+        if scale is not None and not (np.isfinite(scale) and scale > 0):
+            scale = None
+        if scale is None:
+            logger.warning("%s: ignoring malformed %s=%r", path, PNG_SCALE_KEY, text[PNG_SCALE_KEY])
+    return a, mode in ("L", "1", "RGB", "RGBA", "LA"), scale
+
+
+def _read_exr(path: Path) -> np.ndarray:
+    exr = _openexr()
+    try:
+        f = exr.File(str(path), separate_channels=True)
+        channels = {name: np.array(ch.pixels) for name, ch in f.channels().items()}
+    except Exception as e:  # the bindings raise plain RuntimeError / ValueError on bad files
+        raise ValueError(f"cannot read {path} as EXR ({e}); check that the file is a valid OpenEXR image") from e
+    if len(channels) == 1:
+        return next(iter(channels.values()))
+    for name in _EXR_CHANNELS:
+        if name in channels:
+            others = [c for c in "GB" if c in channels]
+            if name == "R" and others:  # R with G and / or B: only a grey image is one depth map
+                return _one_channel(np.stack([channels[c] for c in ["R", *others]], axis=-1), path)
+            return channels[name]
+    raise ValueError(
+        f"{path} has channels {sorted(channels)} and none is named {'/'.join(_EXR_CHANNELS)}; "
+        "save the depth as a single channel (e.g. with save_depth_exr)"
+    )
+
+
+def load_depth(path: str | os.PathLike, *, disparity: bool = False, nan_ok: bool = False) -> np.ndarray:
+    """Load a depth map as float32 (H, W).
+
+    Formats, chosen by suffix:
+        .npy: a real-valued (H, W) array, values as stored.
+        .png / .tif / .tiff: 16-bit (or 32-bit int / float TIFF) single-channel images, values as stored;
+            a PNG written by `save_depth_png16` is divided by its stored scale, giving back depth.
+        .exr: the only channel, else the first of Z, Y, R present.
+    Multi-channel input is accepted only when all its channels are equal (alpha is ignored). 8-bit images
+    are refused unless disparity=True. Invalid depth (0, negative, inf) is kept as stored.
+
+    Args:
+        path: depth file.
+        disparity: the file holds disparity (inverse depth); it is converted to depth = 1 / disparity on
+            finite positive pixels (others become 0). The result is relative: its scale is whatever the
+            disparity's was (for an 8-bit map, depth 1 means disparity 1 of 255).
+        nan_ok: keep NaN pixels (robust encoding treats them as no depth) instead of refusing the map.
+
+    Returns:
+        (H, W) float32 depth.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: unsupported suffix, unreadable file, 8-bit image without disparity=True, differing
+            channels, an empty map, a stored PNG scale that does not give finite depth, or NaN in the map
+            (unless nan_ok).
+        MissingDependencyError: an EXR file without the OpenEXR bindings installed.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"depth file {str(p)!r} does not exist; check the path")
+    suffix = p.suffix.lower()
+    eight_bit, scale = False, None
+    if suffix == ".npy":
+        a = _read_npy(p)
+    elif suffix in (".png", ".tif", ".tiff"):
+        a, eight_bit, scale = _read_image(p)
+    elif suffix == ".exr":
+        a = _read_exr(p)
+    else:
+        raise ValueError(f"unsupported depth file {p.name!r}; use .npy, 16-bit .png/.tif/.tiff or .exr")
+    a = _one_channel(np.asarray(a), p)
+    if eight_bit and not disparity:
+        raise ValueError(f"{p}: {_EIGHT_BIT_MSG}")
+    if a.size == 0:
+        raise ValueError(f"{p} holds an empty {a.shape[0]}x{a.shape[1]} map; depth needs at least one pixel")
+    d = a.astype(np.float32)
+    n_nan = int(np.isnan(d).sum())
+    if n_nan and not nan_ok:
+        raise ValueError(
+            f"depth contains NaN at {n_nan} pixels of {p}; replace them with 0 (no depth), e.g. "
+            "np.nan_to_num(depth, nan=0.0), and save again (or use robust depth: --robust-depth)"
+        )
+    if scale is not None:
+        if disparity:
+            raise ValueError(
+                f"{p} was written by save_depth_png16 and holds depth, not disparity; load it with disparity=False"
+            )
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            scaled = (d.astype(np.float64) / scale).astype(np.float32)
+        stored = d > 0
+        if not (np.isfinite(scaled[stored]).all() and (scaled[stored] > 0).all()):
+            raise ValueError(
+                f"{p}: its {PNG_SCALE_KEY}={scale!r} turns the 16-bit values into infinite or zero depth; the "
+                f"stored scale is corrupt (save_depth_png16 writes 65535 / max depth); remove the {PNG_SCALE_KEY} "
+                "text chunk to read the raw values"
+            )
+        d = scaled
+    if disparity:
+        valid = _valid(d)
+        out = np.zeros_like(d)
+        out[valid] = 1.0 / d[valid]
+        d = out
+    return d
