@@ -13,13 +13,7 @@ Nothing here imports ComfyUI, downloads, or prints.
 
 from .config import VARIANTS, DiTConfig, tiny
 from .depth.codec import decode_depth, encode_depth
-from .encoders.autoencoder import (
-    Flux2AutoEncoder,
-    build_autoencoder,
-    latent_to_tokens,
-    load_autoencoder,
-    tokens_to_latent,
-)
+from .encoders.autoencoder import Flux2AutoEncoder, build_autoencoder, load_autoencoder
 from .encoders.autoencoder_blocks import AutoEncoderConfig
 from .errors import (
     AutoEncoderCheckpointError,
@@ -29,6 +23,7 @@ from .errors import (
     PromptTooLongError,
     WeightsNotFoundError,
 )
+from .latents import latent_to_tokens, tokens_to_latent
 from .model import MofoDiT
 from .sampling.sampler import StepInfo, sample
 from .sampling.schedules import schedule

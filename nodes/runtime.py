@@ -104,7 +104,7 @@ def _preview_image(previewer, info, grid):
 
     from ..mofo_core.depth.codec import decode_depth
     from ..mofo_core.depth.files import depth_to_disparity_vis
-    from ..mofo_core.encoders.autoencoder import tokens_to_latent
+    from ..mofo_core.latents import tokens_to_latent
 
     h, w = grid
     fmt, rgb_img, size = previewer.decode_latent_to_preview_image("JPEG", tokens_to_latent(info.rgb_x0[:1], h, w))

@@ -9,7 +9,7 @@ import torch
 from comfy_api.latest import io
 
 from ..mofo_core.config import RELEASE_MU
-from ..mofo_core.encoders.autoencoder import latent_to_tokens, tokens_to_latent
+from ..mofo_core.latents import latent_to_tokens, tokens_to_latent
 from ..mofo_core.sampling.masks import fit_mask
 from ..mofo_core.sampling.parallel import ParallelDenoiser
 from ..mofo_core.sampling.sampler import sample

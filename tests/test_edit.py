@@ -14,7 +14,7 @@ from mofo_core.app.demo import ensure_demo_assets
 from mofo_core.app.edit import EditParams
 from mofo_core.app.pipeline import GenerateParams, MofoPipeline
 from mofo_core.depth.codec import encode_depth
-from mofo_core.encoders.autoencoder import latent_to_tokens
+from mofo_core.latents import latent_to_tokens
 from mofo_core.sampling.masks import token_mask
 
 

@@ -26,7 +26,7 @@ from mofo_core.app.edit import EditParams, _inputs  # noqa: E402
 from mofo_core.app.pipeline import MofoPipeline  # noqa: E402
 from mofo_core.depth.codec import encode_depth  # noqa: E402
 from mofo_core.depth.files import depth_to_disparity_vis  # noqa: E402
-from mofo_core.encoders.autoencoder import latent_to_tokens  # noqa: E402
+from mofo_core.latents import latent_to_tokens  # noqa: E402
 
 S = 128  # generation size of the pictures (pixels)
 MODES = {  # task -> (params, which inputs)

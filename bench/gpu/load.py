@@ -12,7 +12,7 @@ import torch
 from common import Stopwatch
 
 import mofo_core as mc
-from mofo_core.geometry.cloud_export import atomic_path
+from mofo_core.atomic import atomic_path
 
 from .context import Bench, free, log
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mofo_core.geometry.cloud_export import atomic_path
+from mofo_core.atomic import atomic_path
 
 NAN = float("nan")
 

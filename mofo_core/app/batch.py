@@ -172,7 +172,7 @@ class BatchState:
         self.save()
 
     def save(self) -> None:
-        from ..geometry.cloud_export import atomic_path
+        from ..atomic import atomic_path
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:

@@ -177,7 +177,7 @@ def run_edit(
     """One edit with a `MofoPipeline`. image: uint8 (H, W, 3); depth: float (H, W) relative depth (optional: the
     image's depth is estimated when it is needed); mask / depth_mask: (H, W) in [0, 1], 1 = regenerate (depth_mask
     defaults to mask). Returns a `GenerationResult` at the generation size (plus the pad)."""
-    from ..encoders.autoencoder import tokens_to_latent
+    from ..latents import tokens_to_latent
     from .pipeline import GenerationResult, to_uint8
 
     # 1. cheap checks before any weights load

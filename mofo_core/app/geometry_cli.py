@@ -154,7 +154,7 @@ def run_align(a, say: Callable[[str], None]) -> list[Path]:
                ".png": lambda p, d: depth_io.save_depth_png16(p, d)["path"]}
     written = [Path(writers[out.suffix.lower()](out, aligned))]
     if a.report:
-        from ..geometry.cloud_export import atomic_path
+        from ..atomic import atomic_path
 
         with atomic_path(a.report) as tmp:
             tmp.write_text(json.dumps(report.as_dict(), indent=2))
@@ -166,7 +166,7 @@ def run_normals(a, say: Callable[[str], None]) -> list[Path]:
     import numpy as np
     from PIL import Image
 
-    from ..geometry.cloud_export import atomic_path
+    from ..atomic import atomic_path
     from ..geometry.normals import depth_to_normals, normals_to_image
 
     out = _check_output(a.output, (".png",))

@@ -321,7 +321,7 @@ class MofoPipeline:
 
     def encode_image(self, image: np.ndarray) -> Tensor:
         """uint8 (H, W, 3) -> (1, H/16 * W/16, 128) RGB tokens, rounded to the DiT's body dtype (as the reference)."""
-        from ..encoders.autoencoder import latent_to_tokens
+        from ..latents import latent_to_tokens
 
         lat = self.autoencoder(encoder=True).encode(torch.tensor(image, device=self.device).float()[None] / 255.0)
         return latent_to_tokens(lat).to(self.dit.dtype).float()
@@ -386,7 +386,7 @@ class MofoPipeline:
             _, depth_tok = sample(self.denoiser(p.batch), ctx, None, rs2, ds2, cfg=1.0, rgb=rgb_tok, **kw)
 
         # 4. decode
-        from ..encoders.autoencoder import tokens_to_latent
+        from ..latents import tokens_to_latent
 
         if self.lowvram and self.device.type == "cuda":
             # free the DiT for the decode; the next job reloads it (~1 s from the page cache, vs ~20 s for

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import MissingDependencyError
-from ..geometry.cloud_export import atomic_path
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Public layouts (ComfyUI's): images are IMAGE tensors (B, H, W, 3) in [0, 1]; latents are FLUX.2 LATENT
 tensors (B, 128, H/16, W/16), i.e. 32 channels patchified 2x2 (channel index c*4 + pi*2 + pj) and batch-norm
 normalised (comfy/latent_formats.py `Flux2`: 128 channels, 16x; comfy/ldm/models/autoencoder.py:223-251).
-The DiT consumes them as row-major tokens (`latent_to_tokens`, comfy/ldm/flux/model.py:319 with patch 1).
+The DiT consumes them as row-major tokens (`mofo_core.latents`, comfy/ldm/flux/model.py:319 with patch 1).
 
 Checkpoint layouts, both safetensors only:
 
@@ -124,18 +124,6 @@ def _check_size(height: int, width: int, multiple: int) -> None:
             f"image size {height}x{width} (HxW) is not a multiple of {multiple}; resize or crop it to a multiple of "
             f"{multiple} first, e.g. {fit_h}x{fit_w}"
         )
-
-
-def latent_to_tokens(latent: Tensor) -> Tensor:
-    """(B, C, h, w) latent -> (B, h*w, C) tokens, row-major (as ComfyUI's FLUX models flatten)."""
-    return rearrange(latent, "b c h w -> b (h w) c")
-
-
-def tokens_to_latent(tokens: Tensor, h: int, w: int) -> Tensor:
-    """(B, h*w, C) row-major tokens -> (B, C, h, w) latent."""
-    if tokens.ndim != 3 or tokens.shape[1] != h * w:
-        raise ValueError(f"expected tokens (B, {h}*{w}={h * w}, C), got {tuple(tokens.shape)}")
-    return rearrange(tokens, "b (h w) c -> b c h w", h=h, w=w)
 
 
 # -- building -------------------------------------------------------------------------------------------

@@ -9,63 +9,20 @@ temporary file next to the target, which is renamed over it only once complete.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
-import struct
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_path
+from .glb import ARRAY_BUFFER, FLOAT, UNSIGNED_BYTE, write_glb_file
 
 logger = logging.getLogger(__name__)
 
 GENERATOR = "mofo_core point-cloud export"
 
-# glTF 2.0 binary container constants (Khronos glTF 2.0 spec, section "GLB File Format Specification").
-_GLB_MAGIC = 0x46546C67  # b"glTF" read as a little-endian uint32
-_GLB_VERSION = 2
-_CHUNK_JSON = 0x4E4F534A  # b"JSON"
-_CHUNK_BIN = 0x004E4942  # b"BIN\0"
-# Accessor component types and buffer-view targets (glTF 2.0 spec, "Accessor Data Types").
-_FLOAT = 5126
-_UNSIGNED_BYTE = 5121
-_ARRAY_BUFFER = 34962
 _MODE_POINTS = 0
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it onto `path` if the block succeeds.
-
-    The temporary name keeps the target's suffix, so writers that pick a format from the extension
-    (Pillow, OpenEXR) still work. On any exception the temporary file is removed and the target is left
-    untouched, so a failed write never leaves a partial file behind.
-
-    Args:
-        path: final file path. Its folder must exist.
-
-    Yields:
-        The temporary path to write to (not created yet).
-
-    Raises:
-        ValueError: the folder of `path` does not exist, or `path` is an existing folder.
-    """
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise ValueError(f"output folder {str(target.parent)!r} does not exist; create it first")
-    if target.is_dir():
-        raise ValueError(f"{str(target)!r} is a folder; pass a file path")
-    tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:12]}.tmp{target.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def _check_cloud(points: np.ndarray, colors: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -137,11 +94,6 @@ def write_ply(path: str | os.PathLike, points: np.ndarray, colors: np.ndarray | 
     return target
 
 
-def _pad4(data: bytes, fill: bytes) -> bytes:
-    """Pad `data` to a multiple of 4 bytes (GLB chunks must be 4-byte aligned)."""
-    return data + fill * (-len(data) % 4)
-
-
 def write_glb(path: str | os.PathLike, points: np.ndarray, colors: np.ndarray | None = None) -> Path:
     """Write a glTF 2.0 binary (GLB) holding one POINTS primitive.
 
@@ -166,17 +118,7 @@ def write_glb(path: str | os.PathLike, points: np.ndarray, colors: np.ndarray | 
     pts, cols = _check_cloud(points, colors)
     n = len(pts)
     gltf, blob = _gltf_points(pts, cols) if n else (_gltf_empty(), b"")
-    json_chunk = _pad4(json.dumps(gltf, separators=(",", ":")).encode("utf-8"), b" ")
-    chunks = [(json_chunk, _CHUNK_JSON)]
-    if blob:
-        chunks.append((_pad4(blob, b"\0"), _CHUNK_BIN))
-    total = 12 + sum(8 + len(data) for data, _ in chunks)
-    target = Path(path)
-    with atomic_path(target) as tmp, open(tmp, "xb") as f:
-        f.write(struct.pack("<III", _GLB_MAGIC, _GLB_VERSION, total))
-        for data, kind in chunks:
-            f.write(struct.pack("<II", len(data), kind))
-            f.write(data)
+    target = write_glb_file(path, gltf, blob)
     logger.debug("wrote %d points to %s", n, target)
     return target
 
@@ -190,11 +132,11 @@ def _gltf_points(pts: np.ndarray, cols: np.ndarray | None) -> tuple[dict, bytes]
     """The glTF document and binary buffer of a non-empty cloud."""
     n = len(pts)
     pos_bytes = pts.tobytes()  # (N, 3) float32 -> 12 N bytes, a multiple of 4
-    views = [{"buffer": 0, "byteOffset": 0, "byteLength": len(pos_bytes), "target": _ARRAY_BUFFER}]
+    views = [{"buffer": 0, "byteOffset": 0, "byteLength": len(pos_bytes), "target": ARRAY_BUFFER}]
     accessors = [
         {
             "bufferView": 0,
-            "componentType": _FLOAT,
+            "componentType": FLOAT,
             "count": n,
             "type": "VEC3",
             # float() of float32 values: JSON holds them exactly, so min/max match the stored data bit for bit.
@@ -207,9 +149,9 @@ def _gltf_points(pts: np.ndarray, cols: np.ndarray | None) -> tuple[dict, bytes]
     if cols is not None:
         rgba = np.concatenate([cols, np.full((n, 1), 255, np.uint8)], axis=1)  # (N, 4)
         col_bytes = rgba.tobytes()
-        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": len(col_bytes), "target": _ARRAY_BUFFER})
+        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": len(col_bytes), "target": ARRAY_BUFFER})
         accessors.append(
-            {"bufferView": 1, "componentType": _UNSIGNED_BYTE, "normalized": True, "count": n, "type": "VEC4"}
+            {"bufferView": 1, "componentType": UNSIGNED_BYTE, "normalized": True, "count": n, "type": "VEC4"}
         )
         attributes["COLOR_0"] = 1
         blob += col_bytes

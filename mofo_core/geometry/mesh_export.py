@@ -11,22 +11,19 @@ already holds its lighting. Every writer goes through `export.atomic_path` (temp
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
-import struct
 from pathlib import Path
 
 import numpy as np
 
-from .cloud_export import _CHUNK_BIN, _CHUNK_JSON, _FLOAT, _GLB_MAGIC, _GLB_VERSION, _UNSIGNED_BYTE, _pad4, atomic_path
+from ..atomic import atomic_path
+from .glb import ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER, FLOAT, UNSIGNED_BYTE, UNSIGNED_INT, pad4, write_glb_file
 from .mesh import Mesh
 
 logger = logging.getLogger(__name__)
 
 GENERATOR = "mofo_core mesh export"
-_UNSIGNED_INT = 5125  # glTF accessor componentType
-_ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963  # bufferView targets
 _MODE_TRIANGLES = 4
 _LINEAR, _CLAMP_TO_EDGE = 9729, 33071  # sampler filter / wrap (glTF 2.0 spec, "Samplers")
 AXES_NOTE = "+X right, +Y up, -Z forward (camera at the origin looking down -Z; glTF / three.js convention)"
@@ -53,7 +50,7 @@ class _Blob:
         self.data, self.views = b"", []
 
     def add(self, payload: bytes, target: int | None = None) -> int:
-        self.data = _pad4(self.data, b"\0")
+        self.data = pad4(self.data, b"\0")
         view = {"buffer": 0, "byteOffset": len(self.data), "byteLength": len(payload)}
         if target is not None:
             view["target"] = target
@@ -86,22 +83,22 @@ def write_mesh_glb(path: str | os.PathLike, mesh: Mesh, *, texture: bool = True,
         raise ValueError("mesh vertices contain NaN or inf")
     blob = _Blob()
     accessors = [{
-        "bufferView": blob.add(pos.tobytes(), _ARRAY_BUFFER), "componentType": _FLOAT, "count": len(pos),
+        "bufferView": blob.add(pos.tobytes(), ARRAY_BUFFER), "componentType": FLOAT, "count": len(pos),
         "type": "VEC3", "min": [float(v) for v in pos.min(0)], "max": [float(v) for v in pos.max(0)],
     }]
     attributes = {"POSITION": 0}
     if texture:
         uv = np.ascontiguousarray(mesh.uvs, dtype="<f4")
-        accessors.append({"bufferView": blob.add(uv.tobytes(), _ARRAY_BUFFER), "componentType": _FLOAT,
+        accessors.append({"bufferView": blob.add(uv.tobytes(), ARRAY_BUFFER), "componentType": FLOAT,
                           "count": len(uv), "type": "VEC2"})
         attributes["TEXCOORD_0"] = 1
     elif mesh.colors is not None:
         rgba = np.concatenate([mesh.colors, np.full((len(pos), 1), 255, np.uint8)], 1)  # (V, 4)
-        accessors.append({"bufferView": blob.add(rgba.tobytes(), _ARRAY_BUFFER), "componentType": _UNSIGNED_BYTE,
+        accessors.append({"bufferView": blob.add(rgba.tobytes(), ARRAY_BUFFER), "componentType": UNSIGNED_BYTE,
                           "normalized": True, "count": len(rgba), "type": "VEC4"})
         attributes["COLOR_0"] = len(accessors) - 1
     idx = np.ascontiguousarray(mesh.faces, dtype="<u4").reshape(-1)  # (3F,)
-    accessors.append({"bufferView": blob.add(idx.tobytes(), _ELEMENT_ARRAY_BUFFER), "componentType": _UNSIGNED_INT,
+    accessors.append({"bufferView": blob.add(idx.tobytes(), ELEMENT_ARRAY_BUFFER), "componentType": UNSIGNED_INT,
                       "count": len(idx), "type": "SCALAR"})
     primitive = {"attributes": attributes, "indices": len(accessors) - 1, "mode": _MODE_TRIANGLES, "material": 0}
     pbr = {"metallicFactor": 0.0, "roughnessFactor": 1.0}
@@ -120,15 +117,9 @@ def write_mesh_glb(path: str | os.PathLike, mesh: Mesh, *, texture: bool = True,
         material["extensions"] = {"KHR_materials_unlit": {}}
         gltf["extensionsUsed"] = ["KHR_materials_unlit"]
     gltf["materials"] = [material]
-    data = _pad4(blob.data, b"\0")
+    data = pad4(blob.data, b"\0")
     gltf.update(buffers=[{"byteLength": len(data)}], bufferViews=blob.views, accessors=accessors)
-    json_chunk = _pad4(json.dumps(gltf, separators=(",", ":")).encode("utf-8"), b" ")
-    total = 12 + 8 + len(json_chunk) + 8 + len(data)
-    target = Path(path)
-    with atomic_path(target) as tmp, open(tmp, "xb") as f:
-        f.write(struct.pack("<III", _GLB_MAGIC, _GLB_VERSION, total))
-        f.write(struct.pack("<II", len(json_chunk), _CHUNK_JSON) + json_chunk)
-        f.write(struct.pack("<II", len(data), _CHUNK_BIN) + data)
+    target = write_glb_file(path, gltf, data)
     logger.debug("wrote a mesh of %d vertices / %d faces to %s", len(pos), mesh.face_count, target)
     return target
 
