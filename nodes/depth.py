@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
-from ..mofo_core.depth import files as depth_io
 from ..mofo_core.depth.codec import decode_depth, encode_depth
 from ..mofo_core.depth.fit import fit_image, unfit_depth
-from ..mofo_core.depth.ranges import disparity_vis_batch
+from ..mofo_core.depth.maps import image_to_depth
+from ..mofo_core.depth.ranges import RANGE_MODES, depth_to_image
 from .messages import shows_warnings
 from .types import MofoDepth, MofoDepthLatent, MofoFit, node_schema
 
@@ -19,30 +19,6 @@ log = logging.getLogger(__name__)
 COLORMAPS = ["grey", "magma"]
 PNG16_RANGES = ["per image", "batch", "fixed range"]
 NORMALIZE = ["per image", "batch"]  # depth_range modes "image" / "batch" (+ "fixed range" where near / far exist)
-_RANGE_MODE = {"per image": "image", "batch": "batch", "fixed range": "fixed"}
-
-
-def depth_to_image(depth: torch.Tensor, colormap: str = "grey", normalize: str = "per image", *, near=None,
-                   far=None) -> torch.Tensor:
-    """(B, H, W) relative depth -> IMAGE (B, H, W, 3): ControlNet convention, near = white, robust min-max of the
-    disparity (5th-95th percentile, the reference's visualisation) per image or over the batch, or a fixed near / far
-    range (mofo_core.depth.ranges); invalid pixels black."""
-    if normalize not in _RANGE_MODE:
-        raise ValueError(f"normalize must be one of {list(_RANGE_MODE)}, got {normalize!r}")
-    out = []
-    for vis in disparity_vis_batch(depth.float().cpu().numpy(), _RANGE_MODE[normalize], near=near, far=far):
-        rgb = depth_io.magma(vis) / 255.0 if colormap == "magma" else np.repeat(vis[..., None], 3, axis=-1)
-        out.append(torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)))
-    return torch.stack(out)
-
-
-def image_to_depth(image: torch.Tensor, near_is_bright: bool) -> torch.Tensor:
-    """IMAGE (B, H, W, C) from any depth node -> (B, H, W) relative depth (> 0; 0 where undefined)."""
-    g = image[..., :3].float().mean(-1)  # (B, H, W)
-    if not near_is_bright:
-        return g
-    # disparity-like: depth = 1 / disparity; a zero disparity (infinitely far or empty) is left invalid
-    return torch.where(g > 0, 1.0 / g.clamp(min=1e-6), torch.zeros_like(g))
 
 
 class MofoDepthDecode(io.ComfyNode):
@@ -173,7 +149,7 @@ class MofoSaveDepth(io.ComfyNode):
             raise ValueError(f"png16_range must be one of {PNG16_RANGES}")
         tops = None
         if format == "png16":  # exr / npy store the values as they are
-            tops = png16_max_depths(depth["depth"].float().cpu().numpy(), _RANGE_MODE[png16_range], png16_max_depth)
+            tops = png16_max_depths(depth["depth"].float().cpu().numpy(), RANGE_MODES[png16_range], png16_max_depth)
         saved = save_depth_files(depth["depth"], filename_prefix, format, max_depths=tops)
         shown = "batch" if png16_range == "batch" else "per image"
         preview = ui.PreviewImage(depth_to_image(depth["depth"], normalize=shown), cls=cls).as_dict()

@@ -8,8 +8,10 @@ from comfy_api.latest import io
 
 from ..mofo_core.config import DEFAULT_FOV_DEG
 from ..mofo_core.depth.align import fit_depth, scale_to_distance
+from ..mofo_core.depth.maps import image_to_depth
+from ..mofo_core.depth.ranges import depth_to_image
 from ..mofo_core.geometry.normals import CONVENTIONS, DEFAULT_NORMAL_RTOL, depth_to_normals, normals_to_image
-from .depth import COLORMAPS, NORMALIZE, depth_to_image, image_to_depth
+from .depth import COLORMAPS, NORMALIZE
 from .messages import shows_warnings
 from .types import MofoDepth, node_schema
 

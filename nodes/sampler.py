@@ -168,13 +168,12 @@ def run_sampler(handle: MofoModelHandle, positive, negative, rgb_sigmas, depth_s
     rgb = latent_to_tokens(rgb_latent["samples"]).to(device).to(dit.dtype).float() if rgb_latent else None
     dep = depth_latent["samples"].to(device).to(dit.dtype).float() if depth_latent else None
     rs, ds = torch.as_tensor(rgb_sigmas).float(), torch.as_tensor(depth_sigmas).float()
-    noises = _cpu_noise(seed, b, h * w, rs, ds) if cpu_noise else {}
     try:
         rgb_out, depth_out = sample(
             denoiser, ctx.to(device).float().expand(b, -1, -1), null, rs, ds, height=h, width=w, cfg=cfg,
-            depth_cfg=depth_cfg, seed=None if cpu_noise else seed, rgb=rgb, depth=dep,
+            depth_cfg=depth_cfg, seed=seed, noise_device="cpu" if cpu_noise else None, rgb=rgb, depth=dep,
             callback=make_step_callback(len(rs) - 1, (h, w)), batch_cfg=batch_cfg, mask_feather=mask_feather,
-            **masks, **{k: v.to(device) for k, v in noises.items()},
+            **masks,
         )
     finally:
         if replicas:
@@ -182,14 +181,3 @@ def run_sampler(handle: MofoModelHandle, positive, negative, rgb_sigmas, depth_s
     out = mm.intermediate_device()
     return ({"samples": tokens_to_latent(rgb_out, h, w).to(out)},
             {"samples": depth_out.to(out), "height": h, "width": w})
-
-
-def _cpu_noise(seed: int, b: int, n: int, rs, ds) -> dict:
-    """Noise from a CPU generator in the reference's draw order (RGB first, only for noised modalities)."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    if float(rs[0]) > 0:
-        out["rgb_noise"] = torch.randn(b, n, 128, generator=g)
-    if float(ds[0]) > 0:
-        out["depth_noise"] = torch.randn(b, n, 256, generator=g)
-    return out

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from mofo_core.depth.align import apply_fit, fit_depth, scale_to_distance
-from mofo_core.depth.files import depth_to_disparity_vis, load_depth, save_depth_png16
+from mofo_core.depth.files import load_depth, save_depth_png16
+from mofo_core.depth.maps import depth_to_disparity_vis
 from mofo_core.depth.ranges import disparity_vis_batch, png16_max_depths
 from mofo_core.geometry.pointcloud import fov_intrinsics
 

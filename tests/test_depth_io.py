@@ -16,15 +16,14 @@ from PIL import Image
 
 from mofo_core.depth import files as depth_io
 from mofo_core.depth.files import (
-    MissingDependencyError,
-    depth_to_disparity_vis,
     load_depth,
-    magma,
     save_depth_exr,
     save_depth_npy,
     save_depth_png16,
     save_magma_png,
 )
+from mofo_core.depth.maps import depth_to_disparity_vis, magma
+from mofo_core.errors import MissingDependencyError
 from mofo_core.geometry import cloud_export as export
 
 

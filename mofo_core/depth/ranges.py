@@ -17,8 +17,9 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
-from .files import _PERCENTILES, depth_to_disparity_vis
+from .maps import _PERCENTILES, depth_to_disparity_vis, magma
 
 MODES = ("image", "batch", "fixed")
 
@@ -104,3 +105,22 @@ def png16_max_depths(depths: Sequence[np.ndarray] | np.ndarray, mode: str = "ima
     if not tops:
         raise ValueError("no depth map of the batch has a finite positive pixel; nothing to store")
     return [max(tops)] * len(maps)
+
+
+RANGE_MODES = {"per image": "image", "batch": "batch", "fixed range": "fixed"}  # widget label -> ranges mode
+
+
+def depth_to_image(depth: torch.Tensor, colormap: str = "grey", normalize: str = "per image", *, near=None,
+                   far=None) -> torch.Tensor:
+    """(B, H, W) relative depth -> IMAGE (B, H, W, 3) float32 in [0, 1]: ControlNet convention, near = white,
+    robust min-max of the disparity per image or over the batch, or a fixed near / far range (`ranges`); invalid
+    pixels black. colormap "grey" or "magma"."""
+    if normalize not in RANGE_MODES:
+        raise ValueError(f"normalize must be one of {list(RANGE_MODES)}, got {normalize!r}")
+    if colormap not in ("grey", "magma"):
+        raise ValueError(f"colormap must be grey or magma, got {colormap!r}")
+    out = []
+    for vis in disparity_vis_batch(depth.float().cpu().numpy(), RANGE_MODES[normalize], near=near, far=far):
+        rgb = magma(vis) / 255.0 if colormap == "magma" else np.repeat(vis[..., None], 3, axis=-1)  # (H, W, 3)
+        out.append(torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)))
+    return torch.stack(out)

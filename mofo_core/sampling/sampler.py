@@ -138,6 +138,7 @@ def sample(
     cfg: float = 1.0,
     depth_cfg: float | None = None,
     seed: int | None = None,
+    noise_device: str | torch.device | None = None,
     rgb: Tensor | None = None,
     depth: Tensor | None = None,
     rgb_noise: Tensor | None = None,
@@ -160,6 +161,8 @@ def sample(
         height, width: latent grid (pixels / 16).
         cfg, depth_cfg: guidance scales for the RGB and depth heads (depth_cfg defaults to cfg).
         seed: seeds a `torch.Generator` on ctx's device; noise is drawn as the reference draws it.
+        noise_device: draw the seeded noise on this device instead (e.g. "cpu": the same image on every
+            machine), in the same order (RGB first, only for the modalities that start noised).
         rgb, depth: (1 or B, N, C) clean latents: needed for held-clean or part-way modalities.
         rgb_noise, depth_noise: explicit (1 or B, N, C) noise instead of seeded draws.
         callback: called after every step with a `StepInfo`; raise from it to interrupt.
@@ -194,10 +197,11 @@ def sample(
     depth_noise = _batched(depth_noise, batch, (n, model.depth_channels), "depth_noise", device)
 
     # 2. initial state (the reference draws RGB noise first, then depth, from one generator)
-    gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
+    gen_device = torch.device(noise_device) if noise_device is not None else device
+    gen = torch.Generator(device=gen_device).manual_seed(seed) if seed is not None else None
 
     def randn(c: int) -> Callable[[], Tensor]:
-        return lambda: torch.randn(batch, n, c, device=device, dtype=torch.float32, generator=gen)
+        return lambda: torch.randn(batch, n, c, device=gen_device, dtype=torch.float32, generator=gen).to(device)
 
     m_r = _region(rgb_mask, rgb, rgb_s, batch, (height, width), mask_feather, "rgb", device)  # (B, N, 1)
     m_d = _region(depth_mask, depth, depth_s, batch, (height, width), mask_feather, "depth", device)
