@@ -30,6 +30,11 @@ class DiTConfig:
     theta: int = 2000  # RoPE base
     cross_stream_timestep_mixing: bool = False  # v2: each stream's vec also sees the other stream's time
 
+    def activation_bytes(self, tokens: int, batch: int = 1) -> int:
+        """Working memory of one bf16 forward over `tokens` joint tokens (text + RGB + depth) and `batch` samples:
+        ~24 hidden-sized tensors per token (an estimate for a host's memory planning, e.g. ComfyUI's)."""
+        return batch * tokens * self.hidden_size * 2 * 24
+
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads

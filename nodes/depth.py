@@ -8,10 +8,7 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
-from ..mofo_core.depth.codec import decode_depth, encode_depth
-from ..mofo_core.depth.fit import fit_image, unfit_depth
-from ..mofo_core.depth.maps import image_to_depth
-from ..mofo_core.depth.ranges import RANGE_MODES, depth_to_image
+from ..mofo_core import RANGE_MODES, decode_depth, depth_to_image, encode_depth, fit_image, image_to_depth, unfit_depth
 from .messages import shows_warnings
 from .types import MofoDepth, MofoDepthLatent, MofoFit, node_schema
 
@@ -142,7 +139,7 @@ class MofoSaveDepth(io.ComfyNode):
     @classmethod
     @shows_warnings
     def execute(cls, depth, filename_prefix, format, png16_range="per image", png16_max_depth=10.0) -> io.NodeOutput:
-        from ..mofo_core.depth.ranges import png16_max_depths
+        from ..mofo_core import png16_max_depths
         from .files import save_depth_files
 
         if png16_range not in PNG16_RANGES:

@@ -7,12 +7,12 @@ from pathlib import Path
 import folder_paths
 import torch
 
-from ..mofo_core.depth import files as depth_io
+from ..mofo_core import save_depth_exr, save_depth_npy, save_depth_png16
 
 DEPTH_WRITERS = {
-    "png16": (".png", depth_io.save_depth_png16),
-    "exr": (".exr", depth_io.save_depth_exr),
-    "npy": (".npy", depth_io.save_depth_npy),
+    "png16": (".png", save_depth_png16),
+    "exr": (".exr", save_depth_exr),
+    "npy": (".npy", save_depth_npy),
 }
 
 

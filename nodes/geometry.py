@@ -6,11 +6,17 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..mofo_core.config import DEFAULT_FOV_DEG
-from ..mofo_core.depth.align import fit_depth, scale_to_distance
-from ..mofo_core.depth.maps import image_to_depth
-from ..mofo_core.depth.ranges import depth_to_image
-from ..mofo_core.geometry.normals import CONVENTIONS, DEFAULT_NORMAL_RTOL, depth_to_normals, normals_to_image
+from ..mofo_core import (
+    DEFAULT_FOV_DEG,
+    DEFAULT_NORMAL_RTOL,
+    NORMAL_CONVENTIONS,
+    depth_to_image,
+    depth_to_normals,
+    fit_depth,
+    image_to_depth,
+    normals_to_image,
+    scale_to_distance,
+)
 from .depth import COLORMAPS, NORMALIZE
 from .messages import shows_warnings
 from .types import MofoDepth, node_schema
@@ -165,7 +171,7 @@ class MofoDepthNormals(io.ComfyNode):
                 MofoDepth.Input("depth", tooltip="depth (relative or metric: the normals do not depend on the scale)"),
                 io.Float.Input("fov_deg", default=DEFAULT_FOV_DEG, min=1.0, max=179.0, step=0.5,
                                tooltip="horizontal field of view, degrees (65 = the model's default)"),
-                io.Combo.Input("convention", options=list(CONVENTIONS), default="controlnet",
+                io.Combo.Input("convention", options=list(NORMAL_CONVENTIONS), default="controlnet",
                                tooltip="controlnet: R = left, G = up, B = front (ControlNet 1.1 normalbae); opengl: "
                                "R = right, G = up; directx: R = right, G = down"),
                 io.Float.Input("edge_rtol", default=DEFAULT_NORMAL_RTOL, min=0.001, max=10.0, step=0.01,

@@ -10,9 +10,7 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
-from ..mofo_core.model.perf import ATTENTION_BACKENDS, compile_blocks, set_attention
-from ..mofo_core.weights.download import RELEASE_REPO, download_files
-from ..mofo_core.weights.loading import load_dit
+from ..mofo_core import ATTENTION_BACKENDS, RELEASE_REPO, compile_blocks, download_files, load_dit, set_attention
 from .messages import shows_warnings
 from .runtime import MofoModelHandle
 from .types import MofoModel, node_schema

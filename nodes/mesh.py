@@ -5,10 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io, ui
 
-from ..mofo_core.config import DEFAULT_FOV_DEG
-from ..mofo_core.geometry.mesh import depth_to_mesh
-from ..mofo_core.geometry.mesh_export import write_mesh_glb, write_mesh_obj, write_mesh_ply
-from ..mofo_core.geometry.render import render_points
+from ..mofo_core import DEFAULT_FOV_DEG, depth_to_mesh, render_points, write_mesh_glb, write_mesh_obj, write_mesh_ply
 from .files import output_paths
 from .messages import shows_warnings
 from .point_cloud import _colors

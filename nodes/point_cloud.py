@@ -6,10 +6,7 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
-from ..mofo_core.config import DEFAULT_FOV_DEG
-from ..mofo_core.geometry.cloud_export import write_glb, write_ply
-from ..mofo_core.geometry.pointcloud import depth_to_points
-from ..mofo_core.geometry.render import render_points
+from ..mofo_core import DEFAULT_FOV_DEG, depth_to_points, render_points, write_glb, write_ply
 from .files import output_paths
 from .messages import shows_warnings
 from .types import MofoDepth, node_schema

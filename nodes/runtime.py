@@ -11,7 +11,7 @@ import comfy.model_patcher
 import comfy.utils
 import torch
 
-from ..mofo_core.model import MofoDiT
+from ..mofo_core import MofoDiT, rgb_depth_preview, tokens_to_latent
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,7 @@ class MofoModelHandle:
     def load(self, tokens: int, batch: int, replicas: list | None = None) -> torch.device:
         """Put the weights on the compute device (partially when VRAM is short); returns the device."""
         cfg = self.dit.config
-        # activations of one forward: ~ 24 hidden-sized bf16 tensors over the joint sequence, per sample
-        memory_required = batch * tokens * cfg.hidden_size * 2 * 24
-        mm.load_models_gpu([self.patcher, *(replicas or [])], memory_required=memory_required)
+        mm.load_models_gpu([self.patcher, *(replicas or [])], memory_required=cfg.activation_bytes(tokens, batch))
         return self.patcher.load_device
 
 
@@ -100,18 +98,6 @@ def _rgb_previewer():
 
 
 def _preview_image(previewer, info, grid):
-    from PIL import Image
-
-    from ..mofo_core.depth.codec import decode_depth
-    from ..mofo_core.depth.files import depth_to_disparity_vis
-    from ..mofo_core.latents import tokens_to_latent
-
     h, w = grid
     fmt, rgb_img, size = previewer.decode_latent_to_preview_image("JPEG", tokens_to_latent(info.rgb_x0[:1], h, w))
-    depth = decode_depth(info.depth_x0[:1], h, w)[0].cpu().numpy()
-    vis = (depth_to_disparity_vis(depth) * 255).astype("uint8")
-    dimg = Image.fromarray(vis).convert("RGB").resize(rgb_img.size, Image.Resampling.NEAREST)
-    both = Image.new("RGB", (rgb_img.width * 2, rgb_img.height))
-    both.paste(rgb_img, (0, 0))
-    both.paste(dimg, (rgb_img.width, 0))
-    return fmt, both, size
+    return fmt, rgb_depth_preview(rgb_img, info.depth_x0, h, w), size

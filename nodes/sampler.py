@@ -8,16 +8,19 @@ import comfy.model_management as mm
 import torch
 from comfy_api.latest import io
 
-from ..mofo_core.config import RELEASE_MU
-from ..mofo_core.latents import latent_to_tokens, tokens_to_latent
-from ..mofo_core.sampling.masks import fit_mask
-from ..mofo_core.sampling.parallel import ParallelDenoiser
-from ..mofo_core.sampling.sampler import sample
-from ..mofo_core.sampling.schedules import MODES, schedule
+from ..mofo_core import (
+    MODES,
+    RELEASE_MU,
+    ParallelDenoiser,
+    fit_mask,
+    latent_to_tokens,
+    sample,
+    schedule,
+    tokens_to_latent,
+)
 from .messages import shows_warnings
 from .runtime import MofoModelHandle, make_step_callback
-from .text import check_conditioning
-from .types import MofoDepthLatent, MofoModel, node_schema
+from .types import MofoDepthLatent, MofoModel, check_conditioning, node_schema
 
 log = logging.getLogger(__name__)
 NOISE = ["device (reference)", "cpu"]

@@ -10,33 +10,13 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
-from ..mofo_core.config import TEXT_TOKENS, V1
-from ..mofo_core.encoders.text_encoder import QwenTextEmbedder
-from ..mofo_core.errors import PromptTooLongError
+from ..mofo_core import TEXT_TOKENS, PromptTooLongError, QwenTextEmbedder
 from .messages import shows_warnings
 from .runtime import patcher_class
-from .types import MofoTextEncoder, node_schema
+from .types import MofoTextEncoder, check_conditioning, node_schema
 
 log = logging.getLogger(__name__)
 TOO_LONG = ["truncate", "error"]
-WIDTH = V1.context_in_dim  # 3 x 4096: Qwen3-8B hidden states 9, 18, 27
-
-
-def check_conditioning(cond, what: str = "conditioning", width: int = WIDTH):
-    """(B, L, width) tensor of a CONDITIONING, or a ValueError that names the right text encoder."""
-    if not cond:
-        raise ValueError(f"{what} is empty")
-    if len(cond) > 1:
-        raise ValueError(f"{what} holds {len(cond)} entries (combined / area conditionings); the Modality Forcing "
-                         "sampler takes a single text conditioning")
-    t = cond[0][0]
-    if t.ndim != 3 or t.shape[-1] != width:
-        raise ValueError(
-            f"{what} is {tuple(t.shape)}, the model needs {width} features per token (Qwen3-8B). Load "
-            "qwen_3_8b.safetensors (or qwen_3_8b_fp8mixed) with CLIPLoader, type flux2 -- the FLUX.2 [klein] 9B "
-            "text encoder; Qwen3-4B (klein 4B) or Mistral (FLUX.2 dev) encoders do not fit"
-        )
-    return t
 
 
 class MofoTextEncode(io.ComfyNode):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..mofo_core import VARIANTS
+
 MofoModel = io.Custom("MOFO_MODEL")
 MofoDepthLatent = io.Custom("MOFO_DEPTH_LATENT")
 MofoDepth = io.Custom("MOFO_DEPTH")
@@ -29,3 +31,23 @@ def node_schema(**kw) -> io.Schema:
     """io.Schema with the pack's category and the node's id as a hidden input (to show warnings on the node)."""
     hidden = [io.Hidden.unique_id] if hasattr(io, "Hidden") else []
     return io.Schema(category=CATEGORY, hidden=hidden, **kw)
+
+
+WIDTH = VARIANTS["flux_rgbd_9b_v1"].context_in_dim  # 3 x 4096: Qwen3-8B hidden states 9, 18, 27
+
+
+def check_conditioning(cond, what: str = "conditioning", width: int = WIDTH):
+    """(B, L, width) tensor of a CONDITIONING, or a ValueError that names the right text encoder."""
+    if not cond:
+        raise ValueError(f"{what} is empty")
+    if len(cond) > 1:
+        raise ValueError(f"{what} holds {len(cond)} entries (combined / area conditionings); the Modality Forcing "
+                         "sampler takes a single text conditioning")
+    t = cond[0][0]
+    if t.ndim != 3 or t.shape[-1] != width:
+        raise ValueError(
+            f"{what} is {tuple(t.shape)}, the model needs {width} features per token (Qwen3-8B). Load "
+            "qwen_3_8b.safetensors (or qwen_3_8b_fp8mixed) with CLIPLoader, type flux2 -- the FLUX.2 [klein] 9B "
+            "text encoder; Qwen3-4B (klein 4B) or Mistral (FLUX.2 dev) encoders do not fit"
+        )
+    return t
