@@ -60,7 +60,7 @@ def write_models(models: Path, tiny: bool) -> None:
         (dit_dir / "config.json").write_text(json.dumps({"variant": "flux_rgbd_9b_v2"}))
         del dit
     if tiny:
-        from mofo_core.weights.tiny_assets import build_tiny_qwen3
+        from mofo_core.app.tiny_assets import build_tiny_qwen3
 
         build_tiny_qwen3(models / "text_encoders" / "qwen3_tiny", seed=0)
     elif not (models / "text_encoders" / "qwen_3_8b.safetensors").is_file():

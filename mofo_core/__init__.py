@@ -20,6 +20,7 @@ from .config import (
     RELEASE_MU,
     TEXT_TOKENS,
     VARIANTS,
+    VERSION,
     DiTConfig,
     tiny,
 )
@@ -70,7 +71,7 @@ from .sampling.schedules import MODES, schedule
 from .weights.download import RELEASE_REPO, download_files
 from .weights.loading import build_dit, infer_config, load_dit
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "ATTENTION_BACKENDS",
@@ -83,6 +84,7 @@ __all__ = [
     "RELEASE_REPO",
     "TEXT_TOKENS",
     "VARIANTS",
+    "VERSION",
     "__version__",
     "AutoEncoderCheckpointError",
     "AutoEncoderConfig",

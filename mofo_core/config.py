@@ -76,6 +76,9 @@ def tiny(variant: VariantName = "flux_rgbd_9b_v2", *, context_in_dim: int = 48) 
     )
 
 
+VERSION = "0.1.0"  # this package's version (mofo_core.__version__, the CLI's --version, run metadata)
+
+
 # -- release defaults (one home; the CLI, the pipeline and the nodes read them from here) --------------------
 # Time shift of the schedules (reference `ScheduleConfig(rgb_shift_mu=1.1, depth_shift_mu=1.1)`, sigma 1).
 RELEASE_MU = 1.1

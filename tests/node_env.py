@@ -12,7 +12,7 @@ import sys
 
 from conftest import FIXTURES, ROOT
 
-from mofo_core.weights.tiny_assets import build_tiny_dit_files
+from mofo_core.app.tiny_assets import build_tiny_dit_files
 
 sys.path.insert(0, str(ROOT / "tests" / "comfy_stubs"))
 import stubs  # noqa: E402

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
+from mofo_core.camera import fov_intrinsics
 from mofo_core.depth.align import apply_fit, fit_depth, scale_to_distance
 from mofo_core.depth.files import load_depth, save_depth_png16
 from mofo_core.depth.maps import depth_to_disparity_vis
 from mofo_core.depth.ranges import disparity_vis_batch, png16_max_depths
-from mofo_core.geometry.pointcloud import fov_intrinsics
 
 
 def _scene(seed=0, shape=(48, 64)):

@@ -50,3 +50,55 @@ def test_no_print_in_library_code():
         calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "print"]
         allowed = f.name in ("cli.py", "__main__.py")  # the CLI's job is to print the written paths
         assert allowed or not calls, f"print() in {f}"
+
+
+# The core's packages, lowest first: a module may import from its own package and from lower ones, never from a
+# higher one (so following the model path or the seed through the code never climbs back up). The root package's
+# __init__ (the public surface) and __main__ sit above everything.
+LAYERS = [
+    {"config", "errors", "ops", "atomic", "latents", "camera"},
+    {"model"},
+    {"weights"},
+    {"encoders"},
+    {"depth"},
+    {"geometry"},
+    {"sampling"},
+    {"app"},
+]
+
+
+def _core_imports() -> dict[str, set[str]]:
+    """module (dotted, under mofo_core) -> the mofo_core modules it imports, relative imports resolved."""
+    core = ROOT / "mofo_core"
+    out: dict[str, set[str]] = {}
+    for f in core.rglob("*.py"):
+        parts = list(f.relative_to(core).with_suffix("").parts)
+        pkg = parts[:-1]
+        mod = ".".join(pkg if parts[-1] == "__init__" else parts) or "__init__"
+        targets = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = pkg[: len(pkg) - (node.level - 1)]
+                targets.add(".".join(base + (node.module.split(".") if node.module else [])) or "__init__")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mofo_core"):
+                targets.add(node.module.removeprefix("mofo_core").lstrip(".") or "__init__")
+        out[mod] = targets
+    return out
+
+
+def _layer(mod: str) -> int:
+    head = mod.split(".")[0]
+    for i, names in enumerate(LAYERS):
+        if head in names:
+            return i
+    return len(LAYERS)  # __init__ / __main__: the top
+
+
+def test_core_packages_import_only_downwards():
+    graph = _core_imports()
+    assert len(graph) > 30 and any(graph.values())  # the walk found the modules and their imports
+    upward = sorted(f"{m} -> {t} ({LAYERS[_layer(m)] if _layer(m) < len(LAYERS) else 'top'})"
+                    for m, ts in graph.items() for t in ts if _layer(t) > _layer(m))
+    assert upward == []
+    unplaced = sorted(m for m in graph if _layer(m) == len(LAYERS) and m not in ("__init__", "__main__"))
+    assert unplaced == []  # every module belongs to a layer

@@ -9,9 +9,10 @@ import struct
 import numpy as np
 import pytest
 
+from mofo_core.camera import fov_intrinsics
 from mofo_core.geometry.mesh import choose_stride, depth_to_mesh, face_normals
 from mofo_core.geometry.mesh_export import write_mesh, write_mesh_glb, write_mesh_obj, write_mesh_ply
-from mofo_core.geometry.pointcloud import depth_to_points, fov_intrinsics
+from mofo_core.geometry.pointcloud import depth_to_points
 
 trimesh = pytest.importorskip("trimesh", reason="trimesh (a test dependency) reads the meshes back")
 pygltflib = pytest.importorskip("pygltflib", reason="pygltflib (a test dependency) reads the GLB back")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mofo_core.camera import fov_intrinsics
 from mofo_core.geometry.normals import depth_to_normals, normals_to_image
-from mofo_core.geometry.pointcloud import fov_intrinsics
 
 
 def _plane_depth(h, w, normal, c, fov=60.0):
@@ -108,8 +108,9 @@ def test_example_room_normals_match_its_analytic_normals():
     # at occlusion edges (a depth jump: the table against the floor behind it) each normal is its own surface's;
     # central differences of the same points get most of them wrong. (At creases, where two planes meet without a
     # jump, a pixel may take either plane's normal: both neighbours are equally close in depth.)
+    from mofo_core.camera import fov_intrinsics
     from mofo_core.geometry.normals import backproject
-    from mofo_core.geometry.pointcloud import depth_edge_mask, fov_intrinsics
+    from mofo_core.geometry.pointcloud import depth_edge_mask
 
     occlusion = depth_edge_mask(z, 0.1) & (ids != scene.BALL)
     right = np.abs(got - want).max(-1) < 1e-3

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from mofo_core.geometry.pointcloud import depth_edge_mask, depth_to_points, fov_intrinsics, outlier_mask
+from mofo_core.camera import fov_intrinsics
+from mofo_core.geometry.pointcloud import depth_edge_mask, depth_to_points, outlier_mask
 
 
 def _pixel_of(points: np.ndarray, fx: float, fy: float, cx: float, cy: float) -> tuple[np.ndarray, np.ndarray]:

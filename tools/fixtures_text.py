@@ -2,7 +2,7 @@
 
     python tools/fixtures_text.py --ref /path/to/modality-forcing [--out tests/fixtures]
 
-The tiny model directory (an input, written to <out>/tiny_qwen3) is built with mofo_core.weights.tiny_assets; the
+The tiny model directory (an input, written to <out>/tiny_qwen3) is built with mofo_core.app.tiny_assets; the
 expected embeddings come from the reference's own embedder alone. Needs `accelerate` (the reference loads
 with device_map).
 """
@@ -25,7 +25,7 @@ def make(ref_path: Path, out_dir: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from flux_rgbd.text_encoder import Qwen3Embedder
 
-    from mofo_core.weights.tiny_assets import build_tiny_qwen3
+    from mofo_core.app.tiny_assets import build_tiny_qwen3
 
     model_dir = build_tiny_qwen3(out_dir / "tiny_qwen3", seed=5)
     (model_dir / "generation_config.json").unlink(missing_ok=True)

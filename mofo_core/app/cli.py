@@ -113,7 +113,7 @@ def _common(p: argparse.ArgumentParser, *, cfg_default: float | None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from ..config import VERSION as __version__
 
     ap = argparse.ArgumentParser(prog="python -m mofo_core", description="Modality Forcing: RGB + depth generation")
     ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -272,7 +272,7 @@ def _check_gpus(a) -> None:
 
 def _preflight(a) -> None:
     """Checks of the options that nothing else checks before the weights load (all cheap)."""
-    from ..geometry.pointcloud import fov_intrinsics
+    from ..camera import fov_intrinsics
     from .outputs import check_output_dir
 
     try:

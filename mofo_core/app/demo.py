@@ -23,7 +23,7 @@ _VERSION = "v2"  # bump when the tiny assets change
 
 def ensure_demo_assets(cache_dir: str | Path) -> tuple[Path, Path]:
     """(model folder, text-encoder folder) of tiny random models, built once under cache_dir."""
-    from ..weights.tiny_assets import build_tiny_autoencoder_files, build_tiny_dit_files, build_tiny_qwen3
+    from .tiny_assets import build_tiny_autoencoder_files, build_tiny_dit_files, build_tiny_qwen3
 
     root = Path(cache_dir) / f"demo-{_VERSION}"
     model, text = root / "modality_forcing_tiny_random", root / "qwen3_tiny_random"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..config import DEFAULT_FOV_DEG
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 COMMANDS = ("mesh", "align", "normals")
 _LOSSES = ("huber", "tukey", "l2")  # = align.LOSSES (not imported: --help stays numpy-free)
 _CONVENTIONS = ("controlnet", "opengl", "directx")  # = normals.CONVENTIONS
@@ -184,6 +184,6 @@ def run_normals(a, say: Callable[[str], None]) -> list[Path]:
     return written
 
 
-def run(a, say: Callable[[str], None] = logger.info) -> list[Path]:
+def run(a, say: Callable[[str], None] = log.info) -> list[Path]:
     """Run one of COMMANDS; `say` gets the one-line summary (the CLI prints it on stderr)."""
     return {"mesh": run_mesh, "align": run_align, "normals": run_normals}[a.command](a, say)

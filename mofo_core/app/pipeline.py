@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import __version__
 from ..config import LATENT_COMPRESSION, RELEASE_MU
+from ..config import VERSION as __version__
 from ..depth.codec import check_depth_map, decode_depth, encode_depth
 from ..depth.fit import fit_image, nearest_depth, size_for, unfit_depth
 from ..encoders.text_encoder import DEFAULT_TEXT_ENCODER, QwenTextEmbedder

@@ -26,8 +26,8 @@ from typing import Literal
 
 import numpy as np
 
+from ..camera import resolve_intrinsics
 from ..config import DEFAULT_FOV_DEG
-from ..geometry.pointcloud import _resolve_intrinsics
 
 HUBER_K, TUKEY_C = 1.345, 4.685  # Holland & Welsch (1977): 95 % efficiency at the normal
 MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): the MAD of a normal sample -> its standard deviation
@@ -271,7 +271,7 @@ def scale_to_distance(
         raise ValueError(f"no valid depth {where}; pick a pixel / region on a surface with depth")
     vals = d[sel]
     if measure == "ray":
-        fx, fy, cx, cy = _resolve_intrinsics(w, h, fov_deg, None)
+        fx, fy, cx, cy = resolve_intrinsics(w, h, fov_deg, None)
         rows, cols = np.nonzero(sel)[-2:]
         vals = vals * np.sqrt(1.0 + ((cols + 0.5 - cx) / fx) ** 2 + ((rows + 0.5 - cy) / fy) ** 2)
     s = float(distance) / float(np.median(vals))

@@ -22,7 +22,7 @@ from ..atomic import atomic_path
 from ..errors import MissingDependencyError
 from .maps import as_depth, depth_to_disparity_vis, magma, valid_pixels
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 PNG_SCALE_KEY = "mofo_depth_scale"  # PNG tEXt key: depth = png_value / scale
 PNG16_MAX = 65535
@@ -63,7 +63,7 @@ def save_magma_png(path: str | os.PathLike, depth: np.ndarray) -> Path:
 
     d = as_depth(depth)
     if not valid_pixels(d).any():
-        logger.warning("depth has no finite positive pixel; %s will be a blank preview", path)
+        log.warning("depth has no finite positive pixel; %s will be a blank preview", path)
     vis = depth_to_disparity_vis(d)
     rgb = magma(vis)  # (H, W, 3) uint8
     target = Path(path)
@@ -244,7 +244,7 @@ def _read_image(path: Path) -> tuple[np.ndarray, bool, float | None]:
         if scale is not None and not (np.isfinite(scale) and scale > 0):
             scale = None
         if scale is None:
-            logger.warning("%s: ignoring malformed %s=%r", path, PNG_SCALE_KEY, text[PNG_SCALE_KEY])
+            log.warning("%s: ignoring malformed %s=%r", path, PNG_SCALE_KEY, text[PNG_SCALE_KEY])
     return a, mode in ("L", "1", "RGB", "RGBA", "LA"), scale
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..atomic import atomic_path
 from .glb import ARRAY_BUFFER, FLOAT, UNSIGNED_BYTE, write_glb_file
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 GENERATOR = "mofo_core point-cloud export"
 
@@ -90,7 +90,7 @@ def write_ply(path: str | os.PathLike, points: np.ndarray, colors: np.ndarray | 
     with atomic_path(target) as tmp, open(tmp, "xb") as f:
         f.write(("\n".join(header) + "\n").encode("ascii"))
         f.write(vertices.tobytes())
-    logger.debug("wrote %d points to %s", len(pts), target)
+    log.debug("wrote %d points to %s", len(pts), target)
     return target
 
 
@@ -119,7 +119,7 @@ def write_glb(path: str | os.PathLike, points: np.ndarray, colors: np.ndarray | 
     n = len(pts)
     gltf, blob = _gltf_points(pts, cols) if n else (_gltf_empty(), b"")
     target = write_glb_file(path, gltf, blob)
-    logger.debug("wrote %d points to %s", n, target)
+    log.debug("wrote %d points to %s", n, target)
     return target
 
 

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..camera import Intrinsics, resolve_intrinsics
 from ..config import DEFAULT_FOV_DEG
-from .pointcloud import DEFAULT_EDGE_RTOL, Intrinsics, _check_inputs, _resolve_intrinsics, depth_edge_mask
+from .pointcloud import DEFAULT_EDGE_RTOL, _check_inputs, depth_edge_mask
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -142,7 +143,7 @@ def depth_to_mesh(
     """
     d = _check_inputs(depth, colors)
     height, width = d.shape
-    fx, fy, cx, cy = _resolve_intrinsics(width, height, fov_deg, intrinsics)
+    fx, fy, cx, cy = resolve_intrinsics(width, height, fov_deg, intrinsics)
     if not (math.isfinite(edge_rtol) and edge_rtol >= 0):
         raise ValueError(f"edge_rtol must be >= 0 (0 disables the edge test), got {edge_rtol}")
     if max_faces is not None and (int(max_faces) != max_faces or max_faces < 2):
@@ -183,7 +184,7 @@ def depth_to_mesh(
     uvs = np.stack([u / width, v / height], axis=-1).astype(np.float32)  # (V, 2)
     vcol = None if colors is None else np.asarray(colors)[rows * stride, cols * stride]  # (V, 3) uint8
     if not len(faces):
-        logger.warning("no quad of four kept pixels at edge_rtol=%s: the mesh is empty (raise edge_rtol or pass 0)",
+        log.warning("no quad of four kept pixels at edge_rtol=%s: the mesh is empty (raise edge_rtol or pass 0)",
                        edge_rtol)
     tex = np.ascontiguousarray(colors) if texture else None
     return Mesh(vertices, faces, uvs, vcol, tex, stride)

@@ -21,7 +21,7 @@ from ..atomic import atomic_path
 from .glb import ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER, FLOAT, UNSIGNED_BYTE, UNSIGNED_INT, pad4, write_glb_file
 from .mesh import Mesh
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 GENERATOR = "mofo_core mesh export"
 _MODE_TRIANGLES = 4
@@ -120,7 +120,7 @@ def write_mesh_glb(path: str | os.PathLike, mesh: Mesh, *, texture: bool = True,
     data = pad4(blob.data, b"\0")
     gltf.update(buffers=[{"byteLength": len(data)}], bufferViews=blob.views, accessors=accessors)
     target = write_glb_file(path, gltf, data)
-    logger.debug("wrote a mesh of %d vertices / %d faces to %s", len(pos), mesh.face_count, target)
+    log.debug("wrote a mesh of %d vertices / %d faces to %s", len(pos), mesh.face_count, target)
     return target
 
 

@@ -26,8 +26,9 @@ import math
 
 import numpy as np
 
+from ..camera import Intrinsics, resolve_intrinsics
 from ..config import DEFAULT_FOV_DEG
-from .pointcloud import Intrinsics, _check_inputs, _resolve_intrinsics
+from .pointcloud import _check_inputs
 
 CONVENTIONS = {  # sign applied to (X, Y, Z) before (n + 1) / 2
     "controlnet": (-1.0, 1.0, 1.0),
@@ -94,7 +95,7 @@ def depth_to_normals(
     """
     d = _check_inputs(depth, None)
     h, w = d.shape
-    fx, fy, cx, cy = _resolve_intrinsics(w, h, fov_deg, intrinsics)
+    fx, fy, cx, cy = resolve_intrinsics(w, h, fov_deg, intrinsics)
     if not (math.isfinite(edge_rtol) and edge_rtol > 0):
         raise ValueError(f"edge_rtol must be a finite number > 0 (e.g. {DEFAULT_NORMAL_RTOL}), got {edge_rtol}")
     with np.errstate(invalid="ignore"):

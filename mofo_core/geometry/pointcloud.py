@@ -19,42 +19,14 @@ from typing import Literal
 
 import numpy as np
 
+from ..camera import Intrinsics, resolve_intrinsics
 from ..config import DEFAULT_FOV_DEG
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DEFAULT_EDGE_RTOL = 0.04
 REFERENCE_MAX_POINTS = 1_200_000  # the reference's cap (never reached at 512² or 1024²)
 _EDGE_DEPTH_FLOOR = 1e-6  # keeps the relative edge threshold positive at zero / negative depth
-
-Intrinsics = tuple[float, float, float, float]  # (fx, fy, cx, cy) in pixels
-
-
-def fov_intrinsics(width: int, height: int, fov_deg: float = DEFAULT_FOV_DEG) -> Intrinsics:
-    """Pinhole intrinsics of a centred camera with a horizontal field of view.
-
-    Args:
-        width: image width W [px].
-        height: image height H [px].
-        fov_deg: horizontal field of view [deg], in (0, 180).
-
-    Returns:
-        (fx, fy, cx, cy) [px] with fx = fy = W / (2 tan(fov / 2)) and the principal point (W/2, H/2).
-
-    Raises:
-        ValueError: a non-positive size or a field of view outside (0, 180).
-    """
-    if int(width) != width or int(height) != height or width < 1 or height < 1:
-        raise ValueError(f"width and height must be positive pixel counts, got {width}x{height}")
-    fov = float(fov_deg)
-    if not (0.0 < fov < 180.0):
-        raise ValueError(f"fov_deg must be in (0, 180) degrees (horizontal field of view), got {fov_deg}")
-    t = math.tan(math.radians(fov) / 2.0)
-    if not (t > 0 and math.isfinite(width / (2.0 * t))):
-        raise ValueError(f"fov_deg {fov_deg} is too small: the focal length overflows; use a few degrees or more")
-    f = width / (2.0 * t)
-    return f, f, width / 2.0, height / 2.0
-
 
 def depth_edge_mask(depth: np.ndarray, rtol: float = DEFAULT_EDGE_RTOL) -> np.ndarray:
     """True on depth-discontinuity pixels: max3x3 - min3x3 > rtol * max(depth, 1e-6).
@@ -127,17 +99,6 @@ def _check_inputs(depth: np.ndarray, colors: np.ndarray | None) -> np.ndarray:
     return d
 
 
-def _resolve_intrinsics(width: int, height: int, fov_deg: float, intrinsics: Intrinsics | None) -> Intrinsics:
-    if intrinsics is None:
-        return fov_intrinsics(width, height, fov_deg)
-    if len(intrinsics) != 4:
-        raise ValueError(f"intrinsics must be (fx, fy, cx, cy) in pixels, got {intrinsics!r}")
-    fx, fy, cx, cy = (float(v) for v in intrinsics)
-    if not all(math.isfinite(v) for v in (fx, fy, cx, cy)) or fx <= 0 or fy <= 0:
-        raise ValueError(f"intrinsics need finite values and positive focal lengths, got {intrinsics!r}")
-    return fx, fy, cx, cy
-
-
 def depth_to_points(
     depth: np.ndarray,
     colors: np.ndarray | None = None,
@@ -183,7 +144,7 @@ def depth_to_points(
     """
     d = _check_inputs(depth, colors)
     height, width = d.shape
-    fx, fy, cx, cy = _resolve_intrinsics(width, height, fov_deg, intrinsics)
+    fx, fy, cx, cy = resolve_intrinsics(width, height, fov_deg, intrinsics)
     if not (math.isfinite(edge_rtol) and edge_rtol >= 0):
         raise ValueError(f"edge_rtol must be >= 0 (0 disables the edge mask), got {edge_rtol}")
     if center not in ("camera", "median"):
@@ -203,7 +164,7 @@ def depth_to_points(
         valid &= ~depth_edge_mask(d, edge_rtol)
         if not valid.any():
             # Valid but noisy depth (e.g. random weights): a legitimate, empty result rather than an error.
-            logger.warning(
+            log.warning(
                 "every valid pixel lies on a depth edge at edge_rtol=%s; the point cloud is empty "
                 "(raise edge_rtol or pass 0 to keep them)",
                 edge_rtol,
@@ -226,7 +187,7 @@ def depth_to_points(
 
     if sor:
         keep = outlier_mask(points, k=int(sor_k), std_ratio=float(sor_std))
-        logger.debug("outlier removal dropped %d of %d points", int((~keep).sum()), len(points))
+        log.debug("outlier removal dropped %d of %d points", int((~keep).sum()), len(points))
         points, rgb = points[keep], rgb[keep]
     if max_points is not None and len(points) > max_points:
         idx = np.random.default_rng(0).choice(len(points), int(max_points), replace=False)

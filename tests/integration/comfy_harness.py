@@ -65,7 +65,7 @@ def make_base(base: Path, *, models_too: bool = True) -> Path:
     """ComfyUI --base-directory with the pack installed (symlink), inputs and (unless models_too=False) tiny models."""
     from PIL import Image
 
-    from mofo_core.weights.tiny_assets import build_tiny_dit_files, build_tiny_qwen3
+    from mofo_core.app.tiny_assets import build_tiny_dit_files, build_tiny_qwen3
 
     (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
     link = base / "custom_nodes" / PACK_NAME

@@ -78,7 +78,7 @@ def build_tiny_dit_files(out_dir: str | Path, *, variant: str = "flux_rgbd_9b_v2
     from safetensors.torch import save_file
 
     from ..config import tiny
-    from .loading import build_dit
+    from ..weights.loading import build_dit
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
