@@ -163,3 +163,26 @@ def test_sampler_gpus_splits_cfg_over_model_copies_and_refuses_missing_gpus(env,
     assert model.replicas["cpu:1"].model is copy  # built once, kept for later runs
     out = nodes["MofoSampler"].execute(gpus=2, **{**kw, "cfg": 1.0})
     assert "nothing to split (cfg is 1)" in out.ui["mofo_warnings"][0]
+
+
+def test_the_example_inputs_the_workflows_load_are_copied_into_the_input_folder(env, tmp_path, monkeypatch):
+    """On start-up the pack copies its example depth map and photo into ComfyUI's input folder (never over a
+    user's file), so the shared workflows open without a missing-file error."""
+    import json
+
+    from conftest import ROOT
+
+    loaded = {n["widgets_values"][0] for wf in (ROOT / "workflows").glob("*.json")
+              for n in json.loads(wf.read_text())["nodes"] if n["type"] == "LoadImage"}
+    pack = sys.modules[env[1]["MofoSampler"].__module__.rsplit(".", 2)[0] + ".nodes"]
+    shipped = {p.name for p in pack.EXAMPLE_INPUTS}
+    assert shipped <= loaded | {"mofo_edit_example.png"} and "mofo_depth_example.png" in loaded
+    fp = sys.modules["folder_paths"]
+    monkeypatch.setattr(fp, "get_input_directory", lambda: str(tmp_path / "input"), raising=False)
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "mofo_edit_example.png").write_bytes(b"the user's own file")
+    written = pack.provide_example_inputs()
+    assert [p.name for p in written] == ["mofo_depth_example.png"]
+    assert (tmp_path / "input" / "mofo_edit_example.png").read_bytes() == b"the user's own file"
+    assert all(p.stat().st_size < 50_000 for p in pack.EXAMPLE_INPUTS)  # small enough to ship in the repository
+    assert pack.provide_example_inputs() == []  # never twice

@@ -14,8 +14,19 @@ from node_env import pipeline as _pipeline
 
 
 def test_root_init_exports_two_names_only():
-    text = (ROOT / "__init__.py").read_text()
-    assert "NODE_CLASS_MAPPINGS" not in text and "WEB_DIRECTORY" in text and "comfy_entrypoint" in text
+    """What ComfyUI reads off the pack's root module: the web folder and the V3 entry point, and nothing is
+    imported until it asks (no V1 mappings that would load every node at start-up)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mofo_root_probe", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    mod = importlib.util.module_from_spec(spec)
+    before = set(sys.modules)
+    spec.loader.exec_module(mod)
+    public = {k for k in vars(mod) if not k.startswith("_")} - {"annotations"}
+    assert public == {"WEB_DIRECTORY", "comfy_entrypoint"}
+    assert (ROOT / mod.WEB_DIRECTORY / "mofo_warnings.js").is_file()
+    assert not {m for m in set(sys.modules) - before if "mofo" in m or m.startswith("torch")}
 
 
 def test_every_node_registers_with_stable_id_category_and_widget_order(env):

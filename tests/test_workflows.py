@@ -51,11 +51,6 @@ def test_workflow_opens_without_missing_files(wf):
     assert wf.with_suffix(".jpg").is_file(), f"no thumbnail {wf.with_suffix('.jpg').name}"
 
 
-def test_example_inputs_are_shipped():
-    text = (ROOT / "nodes" / "__init__.py").read_text()
-    for name in ("mofo_depth_example.png", "mofo_edit_example.png"):
-        assert f'"{name}"' in text
-        assert (ROOT / "assets" / name).stat().st_size < 50_000
 
 
 def test_edit_example_is_aligned_with_the_depth_example_and_its_alpha_is_the_ball():
