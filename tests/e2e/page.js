@@ -27,8 +27,8 @@
   };
 
   let calm = {frames: 0, sig: null};  // see settled()
-  const node = sel => (typeof sel === 'number' ? app.graph.getNodeById(sel)
-                                               : app.graph._nodes.find(n => n.type === sel));
+  const node = sel => (typeof sel === 'number' || /^[0-9]+$/.test(sel) ? app.graph.getNodeById(sel)
+                                                                     : app.graph._nodes.find(n => n.type === sel));
 
   window.mofoPage = {
     pendingRequests: () => [...pending.values()],
@@ -163,7 +163,7 @@
     sourceOf([type, input]) {
       const g = app.graph, n = node(type), slot = n.inputs.find(i => i.name === input);
       const l = g.links.get ? g.links.get(slot.link) : g.links[slot.link];
-      return l.origin_id;
+      return l.origin_id;  // a number, or a numeric string (frontend 1.47 after a drop)
     },
 
     finished: () => window.__mofo.events
