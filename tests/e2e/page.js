@@ -183,6 +183,16 @@
                                                     value: typeof w.value === 'string' ? w.value.slice(0, 2000) : null}))};
     },
 
+    progressShown(id) {
+      // the progress text ComfyUI's frontend writes on node `id` (a text widget it adds), once the node has laid it
+      // out inside itself (the next draw shows it); else null
+      const n = app.graph.getNodeById(id), w = (n.widgets || []).find(w => w.name === '$$node-text-preview');
+      if (!w || typeof w.value !== 'string' || !w.value) return null;
+      const h = w.computedHeight;
+      const inside = typeof w.y !== 'number' || typeof h !== 'number' || (w.y > 0 && w.y + h <= n.size[1] + 1);
+      return inside ? w.value : null;
+    },
+
     focus([sel, scale, dx, dy]) {
       // put node `sel` (a type, or an id) at (dx, dy) on screen at zoom `scale`
       const n = node(sel), ds = app.canvas.ds;
