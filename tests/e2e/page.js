@@ -27,6 +27,7 @@
   };
 
   let calm = {frames: 0, sig: null};  // see settled()
+  const TOAST = ".p-toast-message, [data-testid='toast']";  // PrimeVue's (frontend 1.47), the Toaster's (1.5x)
   const node = sel => (typeof sel === 'number' || /^[0-9]+$/.test(sel) ? app.graph.getNodeById(sel)
                                                                      : app.graph._nodes.find(n => n.type === sel));
 
@@ -249,6 +250,14 @@
       const X = Math.max(0, a - 16), Y = Math.max(0, b - 16);
       return {x: X, y: Y, width: Math.min(innerWidth, c + 16) - X, height: Math.min(innerHeight, d + 16) - Y};
     },
+
+    clearToasts() {
+      // close every toast (frontend 1.47: PrimeVue's toast store; 1.5x: its own Toaster) so pictures show the graph
+      const t = app.extensionManager.toast;
+      if (t.dismissAll) t.dismissAll(); else if (t.removeAll) t.removeAll();
+    },
+
+    toastCount: () => document.querySelectorAll(TOAST).length,
 
     unsettle() { calm = {frames: 0, sig: null}; },
 

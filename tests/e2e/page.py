@@ -213,10 +213,16 @@ class UI:
         return state
 
     def focus(self, node, scale: float, x: float, y: float):
-        """Node `node` (a type, or an id) at (x, y) on screen at zoom `scale`; the mouse out of the way."""
+        """Node `node` (a type, or an id) at (x, y) on screen at zoom `scale`; the mouse and toasts out of the way."""
+        self.clear_toasts()
         self.js("focus", [node, scale, x, y])
         self.page.mouse.move(5, VIEWPORT["height"] - 5)  # no hover highlight in the picture
         self.settle()
+
+    def clear_toasts(self):
+        """No toast over the pictures (the pack's warnings from earlier tiny runs, "Job queued" ...)."""
+        self.js("clearToasts")
+        self.wait_js("mofoPage.toastCount() === 0", what="the toasts closed")
 
     def viewer(self):
         """The 3D viewer's canvas over the Preview3D node (waits until it is drawn there)."""
@@ -237,6 +243,7 @@ class UI:
 
     def fit_view(self):
         self.close_side_panel()
+        self.clear_toasts()
         self.page.evaluate("() => app.extensionManager.command.execute('Comfy.Canvas.FitView')")
         self.page.mouse.move(5, VIEWPORT["height"] - 5)  # no hover highlight in the picture
         self.settle()

@@ -38,8 +38,7 @@ import pytest
 from page import OUT, PACK_MARKERS, ROOT, TEXT_WF, UI, VIEWPORT, WORKFLOWS, WRITE_DOCS, ch, from_pack, saved_sizes
 
 TEXT_PATH = ROOT / "workflows" / f"{TEXT_WF}.json"
-# a toast: PrimeVue's in frontend 1.47, the frontend's own Toaster in 1.58
-TOAST = ".p-toast-message, [data-testid='toast']"
+TOAST = ".p-toast-message, [data-testid='toast']"  # a toast: PrimeVue's in frontend 1.47, the Toaster's in 1.5x
 LONG_PROMPT = "a long prompt " * 400  # ~1200 tokens with the tiny Qwen3 tokenizer; the model reads 512
 
 
