@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import tempfile
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # mofo_core, when run as a script
 
 CARD_SIDE = 384  # the template browser's card: /api/workflow_templates/<pack>/<name>.jpg
 
 
 def _atomic_write(dst: Path, data: bytes) -> None:
+    from mofo_core.export import atomic_path
+
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(dst) as tmp:
+        tmp.write_bytes(data)
 
 
 def thumbnail(src: Path, dst: Path) -> Path:
