@@ -26,7 +26,11 @@ class AutoEncoderCheckpointError(CheckpointError):
 
 @_public
 class PromptTooLongError(ValueError):
-    """A prompt does not fit the 512-token window the model was trained with."""
+    """A prompt does not fit the 512-token window the model was trained with (`tokens` of `limit`, when known)."""
+
+    def __init__(self, message: str, *, tokens: int | None = None, limit: int | None = None):
+        super().__init__(message)
+        self.tokens, self.limit = tokens, limit
 
 
 @_public

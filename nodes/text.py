@@ -110,8 +110,11 @@ def encode_with_transformers(handle: TextEncoderHandle, text: str, truncate: boo
         ctx = handle.embedder.encode([text])
     except PromptTooLongError as e:
         if not truncate:
-            raise PromptTooLongError(f"{e}. In ComfyUI: set too_long to truncate") from e
-        log.warning("%s -- dropping the end, as the reference does", e)
+            raise PromptTooLongError(f"the prompt is {e.tokens} tokens with the chat template; the model reads "
+                                     f"{e.limit}. Shorten it, or set too_long to truncate (drops the end, as the "
+                                     "reference does)", tokens=e.tokens, limit=e.limit) from e
+        log.warning("prompt is %d tokens with the chat template; the model reads %d: the last %d are dropped (as the "
+                    "reference does)", e.tokens, e.limit, e.tokens - e.limit)
         ctx = handle.embedder.encode([text], truncate=True)
     return [[ctx.to(mm.intermediate_device()), {"pooled_output": None}]]
 

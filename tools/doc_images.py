@@ -20,7 +20,7 @@ CARD_SIDE = 384  # the template browser's card: /api/workflow_templates/<pack>/<
 
 
 def _atomic_write(dst: Path, data: bytes) -> None:
-    from mofo_core.export import atomic_path
+    from mofo_core.atomic import atomic_path
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dst) as tmp:

@@ -162,7 +162,7 @@ def image_to_mesh():
     g.link(dd, "depth", nm, "depth")
     pn = g.add("PreviewImage", [], 4, 2, title="Normals (ControlNet colours)")
     g.link(nm, "normal_image", pn, "images")
-    g.group("4. Metres: the centre is 2 m away; normals", [al, nm, pn], GREEN)
+    g.group("4. Metres (centre at 2 m), normals", [al, nm, pn], GREEN)
     me = g.add("MofoDepthToMesh", [65.0, 0.04, 2_500_000, True, "none", 0, "mofo/mesh"], 5, 0)
     g.link(li, "IMAGE", me, "image")
     g.link(al, "depth", me, "depth")

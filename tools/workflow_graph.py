@@ -91,7 +91,7 @@ ROW_GAP, COL_GAP, GROUP_GAP = 30, 60, 50  # between nodes in a column / columns 
 GROUP_PAD, GROUP_HEAD = 20, 45  # group border around its nodes; group title bar above them
 MIN_H = {
     "MofoModelLoader": 140, "CLIPLoader": 110, "VAELoader": 60, "MofoTextEncode": 160, "MofoScheduler": 200,
-    "MofoSampler": 450, "MofoDepthDecode": 110, "MofoDepthEncode": 110, "MofoFitImage": 130,
+    "MofoSampler": 480, "MofoDepthDecode": 110, "MofoDepthEncode": 110, "MofoFitImage": 130,
     "MofoDepthToPointCloud": 330, "MofoSaveDepth": 310, "MofoAlignDepth": 380, "MofoDepthToMesh": 380,
     "MofoDepthNormals": 110, "MofoDepthToImage": 130, "VAEDecode": 50, "VAEEncode": 50, "SaveImage": 320,
     "PreviewImage": 320, "LoadImage": 340, "ImageScale": 140,

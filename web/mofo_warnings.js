@@ -23,8 +23,11 @@ function nodeById(id) {
   return graph?.getNodeById?.(Number(id)) ?? graph?.getNodeById?.(id) ?? null;
 }
 
-app.registerExtension({
-  name: "ModalityForcing.Warnings",
+const NAME = "ModalityForcing.Warnings";
+
+// Registered once, even if a ComfyUI serves this file under two folder names.
+if (!(app.extensions ?? []).some((e) => e.name === NAME)) app.registerExtension({
+  name: NAME,
   setup() {
     api.addEventListener("mofo.warning", ({ detail }) => {
       if (!detail?.message) return;

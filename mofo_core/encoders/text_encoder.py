@@ -165,7 +165,8 @@ class QwenTextEmbedder:
                 raise PromptTooLongError(
                     f"prompt {i} is {len(row)} tokens with the chat template; the model reads {self.max_length}. "
                     "Shorten it, or allow truncation (CLI --truncate-prompt, Python truncate_prompt=True), which drops "
-                    "the end as the reference does"
+                    "the end as the reference does",
+                    tokens=len(row), limit=self.max_length,
                 )
             n = min(len(row), self.max_length)
             ids[i, :n] = torch.tensor(row[:n], dtype=torch.long)

@@ -39,6 +39,7 @@ SMALL = {  # node type -> widget values for a CPU run in seconds
     # random-weight depth is all edges (edge_rtol 0 keeps them) and heavy-tailed: the outlier filter keeps the
     # viewer's fit-to-bounds from shrinking the cloud to a dot
     "MofoDepthToPointCloud": {"edge_rtol": 0.0, "outlier_removal": True},
+    "MofoDepthToMesh": {"edge_rtol": 0.0},  # the same: a random-weight depth map is edges everywhere
 }
 PACK_MARKERS = ("mofo", "modalityforcing", "modality-forcing", "modality_forcing")
 

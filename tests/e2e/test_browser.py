@@ -182,6 +182,26 @@ def test_text_to_rgbd_runs_and_shows_images_and_point_cloud(ui):
         _doc_png(close, ROOT / "docs" / "pointcloud_preview.png", 1000)
 
 
+def test_image_to_mesh_shows_the_textured_mesh_in_the_3d_viewer(ui):
+    """The mesh workflow's GLB (Mofo Depth To Mesh -> glb_path -> Preview3D) opens in ComfyUI's own 3D viewer."""
+    wf = ROOT / "workflows" / "mofo_image_to_mesh.json"
+    ui.load_from_templates(wf)
+    _assert_opens_cleanly(ui, wf, f"open_again_{wf.stem}")
+    ui.close_side_panel()
+    ui.focus("Preview3D", 1.0, 900, 200)
+    viewer = ui.viewer()
+    empty = _png(ui.until_still(viewer))
+    result = ui.run()
+    _assert_ran(ui, result, wf)
+    ui.focus("Preview3D", 1.0, 900, 200)
+    viewer = ui.viewer()
+    ui.until(lambda: _new_colour(empty, _png(viewer.screenshot())) > 50, what="the 3D viewer draws the mesh")
+    drawn = _png(ui.shot("viewer_mesh", element=viewer))
+    assert drawn.shape == empty.shape
+    assert len(np.unique(drawn.reshape(-1, 3), axis=0)) > 50, "3D viewer is (nearly) one flat colour"
+    assert _new_colour(empty, drawn) > 50, "3D viewer shows no mesh"
+
+
 def test_warning_reaches_the_person(ui):
     """A prompt over 512 tokens is cut (too_long = truncate) with a warning: ComfyUI's page shows it as a toast,
     the Mofo Text Encode node keeps it (node.mofoWarnings, web/mofo_warnings.js) and ComfyUI writes it on the node
@@ -218,7 +238,7 @@ def test_warning_reaches_the_person(ui):
     x1 = min(VIEWPORT["width"], max(box["x"] + box["width"], tb["x"] + tb["width"]) + 10)
     y1 = min(VIEWPORT["height"], max(box["y"] + box["height"], tb["y"] + tb["height"]) + 10)
     ui.shot("warning_toast", clip={"x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0})
-    assert "tokens" in text and "dropping the end" in text, text
+    assert "tokens" in text and "are dropped" in text, text
     assert progress_shown.startswith("⚠") and "512" in progress_shown, progress_shown
 
     result = ui.wait_run(status)
@@ -227,7 +247,7 @@ def test_warning_reaches_the_person(ui):
     got = ui.page.evaluate("() => window.__mofo.warnings")
     assert any(str(w["node"]) == str(enc) and "512" in w["message"] for w in got), got
     marks = ui.js("nodeInfo", enc)["mofoWarnings"]
-    assert marks and any("512" in m and "dropping the end" in m for m in marks), marks
+    assert marks and any("512" in m and "are dropped" in m for m in marks), marks
     # the progress text as it came over the websocket
     progress = ui.page.evaluate("() => window.__mofo.progressText")
     assert any(str(p["nodeId"]) == str(enc) and p["text"].startswith("⚠") and "512" in p["text"]
