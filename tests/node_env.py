@@ -10,7 +10,7 @@ import importlib.util
 import shutil
 import sys
 
-from conftest import FIXTURES, ROOT
+from helpers import FIXTURES, ROOT
 
 from mofo_core.app.tiny_assets import build_tiny_dit_files
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FIXTURES, ROOT, load_fixture, rel_l2
+from helpers import FIXTURES, ROOT, load_fixture, rel_l2
 from safetensors.torch import load_file, save_file
 
 import mofo_core as mc

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, rel_l2
+from helpers import ROOT, rel_l2
 
 import mofo_core as mc
 from mofo_core.model import fp8, perf

@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import OpenEXR  # test-only here: the package imports it lazily
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from PIL import Image
 
 from mofo_core.depth import files as depth_io

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import FIXTURES, rel_l2
+from helpers import FIXTURES, rel_l2
 from safetensors.torch import load_file, save_file
 
 import mofo_core as mc

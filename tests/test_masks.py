@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import rel_l2
+from helpers import rel_l2
 from PIL import Image
 
 import mofo_core as mc

@@ -170,7 +170,7 @@ def test_the_example_inputs_the_workflows_load_are_copied_into_the_input_folder(
     user's file), so the shared workflows open without a missing-file error."""
     import json
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     loaded = {n["widgets_values"][0] for wf in (ROOT / "workflows").glob("*.json")
               for n in json.loads(wf.read_text())["nodes"] if n["type"] == "LoadImage"}

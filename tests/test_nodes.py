@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from helpers import ROOT
 from node_env import WIDGETS, run, stubs
 from node_env import pipeline as _pipeline
 

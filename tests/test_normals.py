@@ -92,7 +92,7 @@ def test_example_room_normals_match_its_analytic_normals():
     normals; away from surface boundaries the estimate matches them (planes exactly, the ball to first order)."""
     import importlib.util
 
-    from conftest import ROOT
+    from helpers import ROOT
     from scipy.ndimage import maximum_filter, minimum_filter
 
     spec = importlib.util.spec_from_file_location("example_scene", ROOT / "tools" / "example_scene.py")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import rel_l2
+from helpers import rel_l2
 
 import mofo_core as mc
 from mofo_core.app.cli import main

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FIXTURES, VARIANT_NAMES, load_fixture, rel_l2
+from helpers import FIXTURES, VARIANT_NAMES, load_fixture, rel_l2
 
 import mofo_core as mc
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, rel_l2
+from helpers import ROOT, rel_l2
 
 import mofo_core as mc
 

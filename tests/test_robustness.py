@@ -89,7 +89,7 @@ def test_params_validate_bounds():
 def test_text_encoder_loads_safetensors_only(tmp_path):
     import shutil
 
-    from conftest import FIXTURES
+    from helpers import FIXTURES
 
     from mofo_core.encoders.text_encoder import QwenTextEmbedder
     from mofo_core.errors import CheckpointError

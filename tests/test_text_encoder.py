@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import FIXTURES, load_fixture, rel_l2
+from helpers import FIXTURES, load_fixture, rel_l2
 
 from mofo_core.encoders.text_encoder import QwenTextEmbedder
 from mofo_core.errors import PromptTooLongError

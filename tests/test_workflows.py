@@ -7,7 +7,7 @@ import importlib.util
 import json
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 COMFY_STOCK_INPUTS = {"example.png"}  # ComfyUI ships input/example.png
