@@ -37,8 +37,8 @@ _MAGMA_HEX = (
 )
 
 
-def as_depth(depth: np.ndarray) -> np.ndarray:
-    """Check for a 2-D real-valued map; return it as float32."""
+def check_depth_map(depth) -> np.ndarray:
+    """The array of a 2-D real-valued (H, W) map, unconverted; a ValueError naming the fix otherwise."""
     d = np.asarray(depth)
     if d.ndim != 2:
         raise ValueError(
@@ -47,7 +47,12 @@ def as_depth(depth: np.ndarray) -> np.ndarray:
         )
     if d.dtype.kind not in "fiu":
         raise ValueError(f"depth must hold real numbers, got dtype {d.dtype}")
-    return d.astype(np.float32, copy=False)
+    return d
+
+
+def as_depth(depth: np.ndarray) -> np.ndarray:
+    """Check for a 2-D real-valued map; return it as float32."""
+    return check_depth_map(depth).astype(np.float32, copy=False)
 
 
 def valid_pixels(d: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..camera import Intrinsics, resolve_intrinsics
 from ..config import DEFAULT_FOV_DEG
+from ..depth.maps import check_depth_map
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +75,7 @@ def outlier_mask(points: np.ndarray, k: int = 6, std_ratio: float = 1.0) -> np.n
 
 def _check_inputs(depth: np.ndarray, colors: np.ndarray | None) -> np.ndarray:
     """Validate depth (and colours against it); return depth as a float array."""
-    d = np.asarray(depth)
-    if d.ndim != 2:
-        raise ValueError(
-            f"depth must be a 2-D (H, W) map, got shape {d.shape}; drop batch/channel axes, e.g. depth[0] or "
-            "depth.squeeze()"
-        )
-    if d.dtype.kind not in "fiu":
-        raise ValueError(f"depth must hold real numbers, got dtype {d.dtype}")
+    d = check_depth_map(depth)
     if d.dtype.kind != "f":
         d = d.astype(np.float64)
     if colors is not None:
