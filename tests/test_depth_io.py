@@ -335,3 +335,21 @@ def test_channel_first_or_empty_npy_is_refused(tmp_path):
     np.save(tmp_path / "empty.npy", np.ones((0, 0), np.float32))
     with pytest.raises(ValueError, match="empty array"):
         load_depth(tmp_path / "empty.npy")
+
+
+def test_npy_whose_header_declares_more_than_the_file_holds_is_refused_before_allocating(tmp_path):
+    from numpy.lib import format as npy
+
+    path = tmp_path / "huge.npy"
+    with open(path, "wb") as f:  # a header that declares 16 TB, then 100 bytes
+        npy.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (2_000_000, 2_000_000)})
+        f.write(b"\0" * 100)
+    with pytest.raises(ValueError, match=r"declares a float32 array of shape \(2000000, 2000000\).*holds 100"):
+        load_depth(path)
+    ok = np.random.default_rng(0).random((4, 6)).astype(np.float32) + 0.5
+    np.save(tmp_path / "ok.npy", ok)
+    np.testing.assert_array_equal(load_depth(tmp_path / "ok.npy"), ok)  # the check passes a whole file
+    data = (tmp_path / "ok.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(data[:-8])
+    with pytest.raises(ValueError, match="truncated or damaged"):
+        load_depth(tmp_path / "cut.npy")

@@ -13,6 +13,7 @@ imported inside the functions that use them.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -174,7 +175,27 @@ def _one_channel(a: np.ndarray, path: Path) -> np.ndarray:
     raise ValueError(f"{path} holds an array of shape {a.shape}; depth must be (H, W)")
 
 
+def _npy_fits(path: Path) -> None:
+    """The header's shape and dtype must fit the bytes the file holds: a hostile or truncated header that declares
+    terabytes is refused before numpy allocates them (np.load would raise MemoryError)."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            major, _ = fmt.read_magic(f)
+            read = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+            shape, _, dtype = read(f)
+            have = path.stat().st_size - f.tell()
+    except (OSError, ValueError, EOFError) as e:
+        raise ValueError(f"cannot read {path} as .npy ({e}); re-save it with np.save(path, depth.astype(np.float32))"
+                         ) from e
+    need = math.prod(shape) * dtype.itemsize
+    if need > have:
+        raise ValueError(f"{path} declares a {dtype} array of shape {shape} ({need:,} bytes) but holds {have:,}: "
+                         "the file is truncated or damaged; save the depth map again")
+
+
 def _read_npy(path: Path) -> np.ndarray:
+    _npy_fits(path)
     try:
         a = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
