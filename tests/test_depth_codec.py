@@ -65,3 +65,13 @@ def test_bad_depth_inputs_are_clear_errors():
         mc.encode_depth(torch.ones(16, 16))
     with pytest.raises(ValueError, match="do not fit"):
         mc.decode_depth(torch.zeros(1, 6, 256), 5, 5)
+
+
+def test_negative_mean_depth_is_refused_unless_robust():
+    d = torch.ones(1, 16, 16)
+    d[:, :8] = -5.0  # half the map negative: the unit mean would be -2
+    with pytest.raises(ValueError, match=r"mean of -2 .*robust"):
+        mc.encode_depth(d)
+    tokens = mc.encode_depth(d, robust=True)  # the negative half is "no depth" (0), the rest unit mean
+    back = mc.decode_depth(tokens, 16, 16)
+    assert torch.allclose(back[:, 8:], torch.ones(1, 8, 16)) and bool((back[:, :8] == 0).all())

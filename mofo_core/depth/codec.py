@@ -107,20 +107,25 @@ def encode_depth(depth: Tensor, *, robust: bool = False) -> Tensor:
     if bool((counts == 0).any()):
         bad = [i for i, n in enumerate(counts.tolist()) if n == 0]
         raise ValueError(f"depth map(s) {bad} have no finite positive pixel; nothing to encode")
-    invalid = int(valid.numel() - counts.sum())
-    if invalid and (robust or bool(torch.isfinite(d).all())):  # (non-finite without robust is an error below)
-        log.warning("%d of %d depth pixels (%.1f%%) are <= 0, NaN or inf: encoded as 'no depth'%s", invalid,
-                    valid.numel(), 100.0 * invalid / valid.numel(),
-                    "" if robust else " (and left in the unit mean: use robust to normalise over valid pixels only)")
-    if robust:
-        mean = torch.where(valid, d, torch.zeros_like(d)).flatten(1).sum(1) / counts  # (B,)
-        d = torch.where(valid, d / mean.clamp(min=1e-12)[:, None, None], torch.zeros_like(d))
-    else:
+    if not robust:  # the reference's unit mean over the whole tensor needs finite values with a positive mean
         if not bool(torch.isfinite(d).all()):
             raise ValueError(
                 "depth contains NaN or inf; clean it first or use robust encoding (robust=True), "
                 "which ignores invalid pixels"
             )
+        if not bool(d.mean() > 0):  # negative pixels outweigh the rest: the unit mean would flip or blow up the map
+            raise ValueError(f"depth has a mean of {float(d.mean()):.4g} (negative values): depth must be positive; "
+                             "use robust encoding (robust=True), which ignores pixels <= 0, or fix the map")
+    invalid = int(valid.numel() - counts.sum())
+    if invalid:
+        log.warning("%d of %d depth pixels (%.1f%%) are <= 0, NaN or inf%s", invalid, valid.numel(),
+                    100.0 * invalid / valid.numel(),
+                    ": encoded as 'no depth'" if robust else " (kept as they are and in the unit mean: use robust "
+                    "to encode them as 'no depth' and normalise over valid pixels only)")
+    if robust:
+        mean = torch.where(valid, d, torch.zeros_like(d)).flatten(1).sum(1) / counts  # (B,)
+        d = torch.where(valid, d / mean.clamp(min=1e-12)[:, None, None], torch.zeros_like(d))
+    else:
         d = d / d.mean().clamp(min=1e-12)
     c = contract(d)
     return rearrange(c, "b (h p1) (w p2) -> b (h w) (p1 p2)", p1=DEPTH_PATCH, p2=DEPTH_PATCH)
