@@ -4,7 +4,7 @@ Every node's `execute` is wrapped by `@shows_warnings`. While it runs, each WARN
 `mofo_core` or `nodes`, on this thread) is, besides going to the server log as before:
 
 1. written on the node itself (`PromptServer.send_progress_text`, the text core nodes such as Get Image Size
-   draw under a node; present in ComfyUI since ~0.3.4x, feature-detected),
+   draw under a node; feature-detected, present in the 0.29 the tests run),
 2. sent as a `mofo.warning` event {node, message}, which `web/mofo_warnings.js` shows as a toast,
 3. returned in the node's UI output under `mofo_warnings`, so it is kept in the queue history (`/history`).
 
