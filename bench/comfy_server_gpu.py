@@ -1,7 +1,8 @@
 """The shipped text -> RGB + depth + point-cloud workflow in a real ComfyUI server on a GPU, queued over HTTP.
 
     python bench/comfy_server_gpu.py --comfy PATH/TO/ComfyUI --base DIR --out OUT \
-        [--modes bf16,fp8_e4m3fn,fp8_e4m3fn_fast] [--usable-gib 16,12] [--layers lazy|v0.29] [--tiny]
+        [--modes bf16,fp8_e4m3fn,fp8_e4m3fn_fast] [--usable-gib 16,12] [--layers lazy|v0.29] [--tiny] \
+        [--cold-modes bf16+compile,...] [--cold-restart-mode bf16+compile] [--restart-modes ...]
 
 1. Writes full-size random model files in the release layouts into `DIR/models` (once): the DiT as
    `diffusion_models/modality_forcing/model.safetensors` (+ config.json), a native Qwen3-8B text encoder
@@ -11,9 +12,15 @@
    comfy.ops the newer releases' condition for building layers without weights (from ~0.33 on every OS:
    `aimdo_enabled` alone; 0.29 also asks for Windows), so the run sees what users of current ComfyUI get.
 3. Queues `workflows/mofo_text_to_rgbd_pointcloud.json` (converted with the server's /object_info) once per
-   weight mode, listening on the websocket: seconds per sampler step (median of the step intervals), the whole run
-   (queue -> success) and the peak GPU memory in use (nvidia-smi, whole device) are recorded; the PNG, 16-bit depth
+   weight mode, listening on the websocket: seconds per sampler step (from the progress messages' values: ComfyUI
+   sends at most one per 100 ms, see `step_rate`), the whole run (queue -> success) and the peak GPU memory in
+   use (nvidia-smi, whole device) are recorded; the PNG, 16-bit depth
    and PLY it writes are checked.
+   Cold starts come first (`--cold-modes`): each mode in a fresh server after the model files are evicted from
+   the page cache and inductor's on-disk cache is emptied; `first_image_s` runs from the server's process start
+   to its image written (load from disk + compile + generate). `--cold-restart-mode` then does the same with
+   inductor's cache kept (what a second start of the day costs). TORCH_LOGS=recompiles,graph_breaks is set for
+   every server, and the lines it writes are kept in the JSON (`compile_log`).
 4. Restarts the server with `--reserve-vram` so that only `--usable-gib` GiB are left, and runs the bf16 workflow
    again: the DiT (22.3 GiB in bf16) no longer fits and is streamed.
 
@@ -26,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import subprocess
 import sys
 import threading
@@ -41,6 +47,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import comfy_harness as ch  # noqa: E402
 
 WORKFLOW = ROOT / "workflows" / "mofo_text_to_rgbd_pointcloud.json"
+INDUCTOR_CACHE = Path("/tmp/mofo_bench_inductor")  # TORCHINDUCTOR_CACHE_DIR of every server this bench starts
 PROMPT = "a cosy reading nook with a green armchair, warm evening light"
 
 
@@ -188,12 +195,27 @@ class GpuMemory:
             self.proc.terminate()
 
 
+def step_rate(events: list[tuple[float, int]]) -> float | None:
+    """Seconds per sampler step from (arrival time, progress value) pairs.
+
+    ComfyUI throttles progress messages without a preview to one per 100 ms (comfy/utils.py ProgressBar,
+    PROGRESS_THROTTLE_MIN_INTERVAL), so at < 100 ms per step some steps send none: the gaps between messages
+    then span several steps. The rate is the time between the first and the last message over the steps
+    between their values. (Run 13 took the median gap and reported 2 steps as one for fp8.)
+    """
+    if len(events) < 2 or events[-1][1] <= events[0][1]:
+        return None
+    (t0, v0), (t1, v1) = events[0], events[-1]
+    return (t1 - t0) / (v1 - v0)
+
+
 async def queue_and_watch(server: ch.ComfyServer, prompt: dict, sampler_id: str, timeout: float = 900) -> dict:
     """Queue `prompt`, follow the websocket until it finishes; sampler step times and the whole run's time."""
     import aiohttp
 
     client = uuid.uuid4().hex
-    steps: list[float] = []
+    steps: list[tuple[float, int]] = []  # (arrival time, progress value) of the sampler's progress messages
+    total_steps = None
     async with aiohttp.ClientSession() as s, s.ws_connect(f"{server.url}/ws?clientId={client}") as ws:
         t0 = time.time()
         pid = server.post("/prompt", {"prompt": prompt, "client_id": client})["prompt_id"]
@@ -207,16 +229,17 @@ async def queue_and_watch(server: ch.ComfyServer, prompt: dict, sampler_id: str,
             if d.get("prompt_id") not in (None, pid):
                 continue
             if m["type"] == "progress" and str(d.get("node")) == sampler_id:
-                steps.append(time.time())
+                steps.append((time.time(), int(d["value"])))
+                total_steps = int(d["max"])
             elif m["type"] == "execution_error":
                 raise RuntimeError(f"run failed: {d.get('exception_type')}: {d.get('exception_message')}")
             elif m["type"] == "execution_success":
                 break
         total = time.time() - t0
-    gaps = [b - a for a, b in zip(steps, steps[1:])]
+    rate = step_rate(steps)
     return {"prompt_id": pid, "total_s": round(total, 2), "steps_seen": len(steps),
-            "s_per_step": round(statistics.median(gaps), 4) if gaps else None,
-            "sampler_s": round(steps[-1] - steps[0] + (statistics.median(gaps) if gaps else 0), 2) if steps else None}
+            "s_per_step": round(rate, 4) if rate else None,
+            "sampler_s": round(rate * total_steps, 2) if rate and total_steps else None}
 
 
 def build_prompt(server, mode: str, steps: int, tiny: bool, seed: int, edge_rtol: float) -> tuple[dict, str]:
@@ -277,7 +300,47 @@ def check_outputs(server, entry: dict) -> dict:
     return info
 
 
-def run_server(a, base: Path, usable: float | None, modes: list[str], mem: GpuMemory) -> list[dict]:
+def drop_page_cache(models: Path) -> dict:
+    """Evict the model files from the OS page cache (what a cold start after a reboot reads), and check it took.
+
+    `posix_fadvise(DONTNEED)` per file (as the `load` phase of bench_gpu.py does), then, where allowed,
+    /proc/sys/vm/drop_caches. The check reads 1 GiB from the middle of the DiT file and reports its rate: a disk
+    rate (~1-2 GB/s), not a memory rate (> 5 GB/s), shows the eviction worked; that GiB is evicted again after.
+    """
+    import os
+
+    files = sorted(models.rglob("*.safetensors"))
+    os.sync()
+
+    def evict(path: Path) -> None:
+        with open(path, "rb") as f:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+    for f in files:
+        evict(f)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3")
+        dropped_all = True
+    except OSError:
+        dropped_all = False
+    dit = max(files, key=lambda f: f.stat().st_size)
+    n, chunk = 2**30, 2**24
+    t = time.perf_counter()
+    with open(dit, "rb", buffering=0) as f:
+        f.seek(dit.stat().st_size // 2)
+        got = sum(len(f.read(chunk)) for _ in range(n // chunk))
+    rate = got / (time.perf_counter() - t) / 1e9
+    evict(dit)
+    return {"evicted_gb": round(sum(f.stat().st_size for f in files) / 1e9, 1), "drop_caches": dropped_all,
+            "probe_read_gb_s": round(rate, 2)}
+
+
+def run_server(a, base: Path, usable: float | None, modes: list[str], mem: GpuMemory, cold: str = "") -> list[dict]:
+    """One server process running `modes` in turn. `cold`: "" (files as the previous run left them), "page"
+    (model files evicted from the page cache first) or "page+inductor" (and inductor's on-disk cache emptied):
+    then the first mode's row also has `first_image_s`, from the server's process start to its image written."""
+    import shutil
+
     extra = ["--front-end-root", str(base / "no_frontend")]
     total = None
     if usable is not None:
@@ -286,30 +349,50 @@ def run_server(a, base: Path, usable: float | None, modes: list[str], mem: GpuMe
         total = torch.cuda.get_device_properties(0).total_memory / 2**30
         extra += ["--reserve-vram", f"{total - usable:.1f}"]
     rows = []
+    cold_info = {}
+    if "inductor" in cold:
+        shutil.rmtree(INDUCTOR_CACHE, ignore_errors=True)
+    if cold:
+        cold_info = drop_page_cache(base / "models")
+        print(f"cold start ({cold}): {json.dumps(cold_info)}", flush=True)
     with ch.ComfyServer(base, extra_args=extra, cpu=a.tiny) as server:
         server.object_info = server.get("/object_info")
         log = server.log()
         for i, mode in enumerate(modes):
             prompt, sampler = build_prompt(server, mode, a.steps, a.tiny, seed=i, edge_rtol=a.edge_rtol)
-            free_models(server)  # each mode's peak on its own
-            time.sleep(2)
+            first_cold = bool(cold) and i == 0
+            if not first_cold:  # a cold start has nothing loaded; otherwise each mode's peak on its own
+                free_models(server)
+                time.sleep(2)
             since = time.time()
             res = asyncio.run(queue_and_watch(server, prompt, sampler))
             entry = server.get(f"/history/{res['prompt_id']}")[res["prompt_id"]]
             res.update(mode=mode, usable_gib=usable, reserve_gib=None if usable is None else round(total - usable, 1),
                        peak_mib=mem.peak(since), **check_outputs(server, entry))
+            if first_cold:
+                res.update(cold=cold, first_image_s=round(time.time() - server.started, 1),
+                           server_ready_s=round(server.ready_s, 1), **cold_info)
             rows.append(res)
             print(json.dumps(res), flush=True)
             if a.out:
                 with open(Path(a.out) / "comfy_server_gpu.jsonl", "a") as f:
                     f.write(json.dumps(res) + "\n")
         log = server.log()
-        (Path(a.out) / f"comfyui_{'all' if usable is None else int(usable)}.log").write_text(log[-200_000:])
-        rows.append({"server": True, "ready_s": round(server.ready_s, 1), "usable_gib": usable,
+        tag = "all" if usable is None else str(int(usable))
+        (Path(a.out) / f"comfyui_{tag}{'_' + cold.replace('+', '_') if cold else ''}.log").write_text(log[-200_000:])
+        rows.append({"server": True, "ready_s": round(server.ready_s, 1), "usable_gib": usable, "cold": cold,
                      "dynamic_vram": "DynamicVRAM support detected and enabled" in log,
                      "lazy_layers_loaded": "bench: lazy comfy.ops layers loaded" in log,
+                     "compile_log": compile_log_lines(log),
                      "log_tail": log[-1500:]})
     return rows
+
+
+def compile_log_lines(log: str, limit: int = 60) -> list[str]:
+    """torch.compile's recompilation and graph-break reports in a server log (TORCH_LOGS is set by main)."""
+    keys = ("Recompiling function", "recompile_limit", "cache_size_limit", "Graph break", "graph_break",
+            "triggered by the following guard failure", "- 0/", "- 1/", "- 2/")
+    return [line[:400] for line in log.splitlines() if any(k in line for k in keys)][:limit]
 
 
 def main() -> int:
@@ -325,12 +408,19 @@ def main() -> int:
                     help="point-cloud edge test; 0 keeps every pixel (random-weight depth is all edges)")
     ap.add_argument("--restart-modes", default="bf16+compile",
                     help="run again in a fresh server (compile warm-up from inductor's on-disk cache)")
+    ap.add_argument("--cold-modes", default="",
+                    help="first, each in a fresh server with the model files evicted from the page cache and "
+                    "inductor's cache emptied: time to the first image from a cold start (e.g. bf16+compile)")
+    ap.add_argument("--cold-restart-mode", default="",
+                    help="then this mode in a fresh server, page cache evicted, inductor's cache kept")
     ap.add_argument("--tiny", action="store_true")
     a = ap.parse_args()
     import os
 
     os.environ["COMFYUI_DIR"] = a.comfy
     os.environ.setdefault("COMFYUI_PYTHON", sys.executable)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(INDUCTOR_CACHE)  # the servers inherit it (cold runs empty it)
+    os.environ.setdefault("TORCH_LOGS", "recompiles,graph_breaks")  # why a compiled block recompiles / breaks
     base, out = Path(a.base), Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -344,6 +434,10 @@ def main() -> int:
     mem = GpuMemory()
     rows = []
     try:
+        for mode in [m for m in a.cold_modes.split(",") if m]:
+            rows += run_server(a, base, None, [mode], mem, cold="page+inductor")
+        if a.cold_restart_mode:
+            rows += run_server(a, base, None, [a.cold_restart_mode], mem, cold="page")
         rows += run_server(a, base, None, [m for m in a.modes.split(",") if m], mem)
         if a.restart_modes:
             rows += run_server(a, base, None, a.restart_modes.split(","), mem)
@@ -360,7 +454,12 @@ def main() -> int:
                   f"{r['sampler_s'] or 0:>10.1f}{r['total_s']:>8.1f}{peak:>9}{r.get('points', 0):>9}")
         else:
             print(f"server ready in {r['ready_s']} s; dynamic VRAM {r['dynamic_vram']}; lazy layers seen "
-                  f"{r['lazy_layers_loaded']}")
+                  f"{r['lazy_layers_loaded']}; {len(r['compile_log'])} recompile / graph-break lines")
+    for r in rows:
+        if r.get("first_image_s"):
+            print(f"cold start ({r['cold']}, {r['mode']}): first image {r['first_image_s']} s after the server "
+                  f"process started (ready in {r['server_ready_s']} s; evicted {r['evicted_gb']} GB, probe read "
+                  f"{r['probe_read_gb_s']} GB/s)")
     return 0
 
 

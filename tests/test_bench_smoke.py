@@ -141,3 +141,20 @@ def test_attention_options_on_cpu():
     assert perf.set_attention(dit, "cudnn") == "sdpa"  # pinned GPU kernels fall back off CUDA
     with pytest.raises(ValueError):
         perf.set_attention(dit, "nope")
+
+
+def test_server_step_rate_counts_steps_between_throttled_messages():
+    """ComfyUI sends at most one progress message per 100 ms without a preview: at 92 ms per step half the steps
+    send none. The bench's rate comes from the messages' values, not from the gaps between them."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    from comfy_server_gpu import step_rate
+
+    # what a 92 ms step under the 100 ms throttle delivers: steps 1, 3, 5, ... 49, and the final 50
+    events = [(0.092 * v, v) for v in [*range(1, 50, 2), 50]]
+    assert len(events) == 26
+    assert step_rate(events) == pytest.approx(0.092)
+    gaps = [b[0] - a[0] for a, b in zip(events, events[1:])]
+    assert sorted(gaps)[len(gaps) // 2] == pytest.approx(0.184)  # the old median-gap reading: twice the step
+    assert step_rate(events[:1]) is None and step_rate([]) is None
+    assert step_rate([(0.0, 3), (1.0, 3)]) is None  # no step between the two messages
