@@ -10,6 +10,10 @@ Every node's `execute` is wrapped by `@shows_warnings`. While it runs, each WARN
 
 A warning is a legitimate result with a caveat (a prompt cut at 512 tokens, an empty point cloud, depth with
 invalid pixels); errors are still raised and shown by ComfyUI's error panel.
+
+One warning from outside the pack is shown too: torch.compile giving up on a function after too many compiled
+versions ("torch._dynamo hit config.recompile_limit", torch/_dynamo/convert_frame.py). The blocks then run
+uncompiled, which the console alone said; here it is rewritten into what happened and what to do.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 import threading
 
 EVENT = "mofo.warning"
@@ -24,6 +29,19 @@ UI_KEY = "mofo_warnings"
 # The pack's root logger: `<pack>.nodes.messages` -> `<pack>`; `mofo_core` loggers are `<pack>.mofo_core.*` here
 # because the nodes import the core relatively (ComfyUI names the pack module after its folder path).
 PACK_LOGGER = __name__.rsplit(".", 2)[0] if __name__.count(".") >= 2 else __name__
+COMPILE_LOGGER = "torch._dynamo.convert_frame"  # where dynamo logs that it stopped compiling a function
+_LIMIT_HIT = re.compile(r"torch\._dynamo hit config\.(\w+) \((\d+)\)(?:.*?function: (.+?)\n)?", re.S)
+
+
+def compile_limit_message(text: str) -> str | None:
+    """Dynamo's recompile-limit warning rewritten for the person at the node; None for its other warnings."""
+    m = _LIMIT_HIT.search(text)
+    if m is None:
+        return None
+    limit, n, func = m.group(1), m.group(2), (m.group(3) or "a compiled function").strip()
+    return (f"torch.compile stopped compiling {func}: it already holds {n} compiled versions ({limit}), one per "
+            "size, batch size and weight dtype used in this session. It now runs uncompiled (~1.4x slower). "
+            "Restart ComfyUI to compile again.")
 
 
 class _Collector(logging.Handler):
@@ -39,6 +57,10 @@ class _Collector(logging.Handler):
             msg = record.getMessage()
         except Exception:  # a malformed log call must not break the node
             msg = str(record.msg)
+        if record.name == COMPILE_LOGGER:
+            msg = compile_limit_message(msg)
+            if msg is None:
+                return
         self.messages.append(msg)
         _send(self.node_id, msg, self.messages)
 
@@ -65,12 +87,14 @@ def _send(node_id, msg: str, all_msgs: list[str]) -> None:
 def collect_warnings(node_id=None):
     """Collect (and forward to the UI) the pack's warnings logged inside the block; yields the list."""
     handler = _Collector(node_id)
-    logger = logging.getLogger(PACK_LOGGER)
-    logger.addHandler(handler)
+    loggers = [logging.getLogger(PACK_LOGGER), logging.getLogger(COMPILE_LOGGER)]
+    for logger in loggers:
+        logger.addHandler(handler)
     try:
         yield handler.messages
     finally:
-        logger.removeHandler(handler)
+        for logger in loggers:
+            logger.removeHandler(handler)
 
 
 def add_to_ui(out, messages: list[str]):

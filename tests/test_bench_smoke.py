@@ -158,3 +158,15 @@ def test_server_step_rate_counts_steps_between_throttled_messages():
     assert sorted(gaps)[len(gaps) // 2] == pytest.approx(0.184)  # the old median-gap reading: twice the step
     assert step_rate(events[:1]) is None and step_rate([]) is None
     assert step_rate([(0.0, 3), (1.0, 3)]) is None  # no step between the two messages
+
+
+def test_compile_blocks_makes_room_for_many_sizes_and_dtypes(monkeypatch):
+    """Each size / batch / weight dtype is one more compiled entry of the block code: dynamo's default of 8
+    would silently drop to eager in a long ComfyUI session, so compile_blocks raises it (never lowers it)."""
+    dit = mc.build_dit(mc.config.tiny())
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
+    perf.compile_blocks(dit)
+    assert torch._dynamo.config.recompile_limit == perf.RECOMPILE_LIMIT == 64
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 200)
+    perf.compile_blocks(dit)
+    assert torch._dynamo.config.recompile_limit == 200

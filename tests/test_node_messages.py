@@ -186,3 +186,27 @@ def test_the_example_inputs_the_workflows_load_are_copied_into_the_input_folder(
     assert (tmp_path / "input" / "mofo_edit_example.png").read_bytes() == b"the user's own file"
     assert all(p.stat().st_size < 50_000 for p in pack.EXAMPLE_INPUTS)  # small enough to ship in the repository
     assert pack.provide_example_inputs() == []  # never twice
+
+
+def test_torch_compile_giving_up_is_shown_on_the_node(env, server, monkeypatch):
+    """Dynamo's recompile-limit warning (real torch, a tiny function) reaches the node, rewritten; its other
+    warnings do not."""
+    from mofo_pack.nodes.messages import collect_warnings
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    torch._dynamo.reset()
+
+    @torch.compile(backend="eager", dynamic=False)
+    def f(x):
+        return x * 2
+
+    with collect_warnings("7") as messages:
+        logging.getLogger("torch._dynamo.convert_frame").warning("some other dynamo warning")
+        f(torch.ones(2))
+        f(torch.ones(3))  # a second shape: over the limit of 1 compiled version
+    torch._dynamo.reset()
+    assert len(messages) == 1, messages
+    assert messages[0].startswith("torch.compile stopped compiling 'f'") and "Restart ComfyUI" in messages[0]
+    assert "recompile_limit" in messages[0]
+    assert server.events == [("mofo.warning", {"node": "7", "message": messages[0]})]
+    assert server.texts[-1] == ("7", f"⚠ {messages[0]}")

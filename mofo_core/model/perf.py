@@ -114,6 +114,9 @@ def set_attention(dit: nn.Module, backend: str = "auto") -> str:
     return name
 
 
+RECOMPILE_LIMIT = 64  # compiled entries per block code object (see compile_blocks)
+
+
 def compile_blocks(
     dit: nn.Module, *, mode: str | None = None, dynamic: bool | None = False, exact_casts: bool = True
 ) -> nn.Module:
@@ -125,7 +128,17 @@ def compile_blocks(
     rounding of the eager code inside the fused kernels (inductor's `emulate_precision_casts`): without it
     the compiled bf16 forward drifts 1.2-1.5% from the reference (over the 1e-2 parity tolerance), with it
     it is bit-identical to eager on CPU. `mode` (e.g. "max-autotune-no-cudagraphs") replaces those options.
+
+    Every distinct input (batch size, grid, sequence length: the depth decoder's differs from the main stack's)
+    and every kind of model (bf16 / fp8 / fp32 layers) adds one compiled entry to the same block code, and dynamo
+    stops compiling a code object after `recompile_limit` entries (8 in torch 2.11-2.13): those blocks then run
+    eager, ~1.4x slower, with only a console warning. One ComfyUI session that tries a few sizes on two weight
+    dtypes passes 8 (a server log here: CFG batch 2 x {main stack, depth decoder} x {bf16, fp8} = 4 entries of
+    the single-block code already), so the limit is raised to at least `RECOMPILE_LIMIT` (never lowered).
+    KJNodes' compile nodes default to the same (their `dynamo_cache_size_limit` input, 64).
     """
+    limit = torch._dynamo.config.recompile_limit
+    torch._dynamo.config.recompile_limit = max(limit, RECOMPILE_LIMIT)
     kw = dict(mode=mode) if mode else dict(options={"emulate_precision_casts": exact_casts})
     for blocks in (dit.double_blocks, dit.single_blocks, dit.depth_decoder_blocks):
         for block in blocks:
