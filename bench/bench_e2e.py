@@ -86,6 +86,52 @@ def ref_runner(fr, dev, tiny: bool, size: int):
     return FluxRGBDRunner(model, dec, emb, dcfg, scfg, device=str(dev), img_hw=(size, size))
 
 
+def step_timeline(kernels: list[tuple[float, float, str]], marker: str) -> dict:
+    """Where one sampler step's time goes on the GPU: `kernels` = (start us, end us, name) of one profiled run,
+    whose step callback launched a `marker` kernel after every step. Takes the span between the 2nd and 3rd
+    markers (a steady step): busy = union of kernel intervals, idle = the rest, and the largest gaps."""
+    from gpu.profiling import kernel_class
+
+    marks = [k for k in kernels if marker in k[2]]
+    if len(marks) < 3:
+        return {}
+    t0, t1 = marks[1][1], marks[2][0]
+    inside = sorted(k for k in kernels if t0 <= k[0] and k[1] <= t1 and marker not in k[2])
+    busy, gaps, cls, end = 0.0, [], {}, t0
+    prev = "(step start)"
+    for s, e, name in inside:
+        if s > end:
+            gaps.append((s - end, prev, name))
+        busy += max(0.0, e - max(s, end))
+        end, prev = max(end, e), name
+        cls[kernel_class(name)] = cls.get(kernel_class(name), 0.0) + (e - s) / 1e3
+    if t1 > end:
+        gaps.append((t1 - end, prev, "(step end)"))
+    gaps.sort(reverse=True)
+    return {"step_ms": round((t1 - t0) / 1e3, 3), "busy_ms": round(busy / 1e3, 3),
+            "idle_ms": round((t1 - t0 - busy) / 1e3, 3), "kernels": len(inside),
+            "by_class_ms": {k: round(v, 3) for k, v in cls.items()},
+            "largest_gaps": [(round(g / 1e3, 3), a[:60], b[:60]) for g, a, b in gaps[:8]]}
+
+
+def profile_step(pipe, dev, size: int) -> dict:
+    """One 4-step image under torch.profiler; the step timeline of a steady step (see `step_timeline`)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    def mark(_info):  # a tiny named kernel between steps, then the same sync as the timed runs
+        torch.cuda._sleep(1)
+        sync(dev)
+
+    params = pl.GenerateParams(mode="joint", prompt=PROMPTS[0], steps=4, seed=0, width=size, height=size, cfg=4.0,
+                               log2_alpha=5.0)
+    pipe.generate(params, callback=mark)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        pipe.generate(params, callback=mark)
+    kernels = [(e.time_range.start, e.time_range.end, e.name) for e in prof.events()
+               if str(getattr(e, "device_type", "")).split(".")[-1] == "CUDA"]
+    return step_timeline(kernels, "spin")
+
+
 def measure(name: str, gen, dev, reps: int, refine=None) -> dict:
     """gen(prompt) makes one image; refine(prompt) one with the refine pass."""
     res = {"name": name, "first_s": round(timed(lambda: gen(PROMPTS[0]), dev), 2)}
@@ -109,6 +155,8 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--configs", default="ref,ours_bf16_eager,ours_bf16_compiled,ours_fp8_compiled")
     ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--profile-step", action="store_true",
+                    help="also profile one steady sampler step per configuration (GPU busy / idle, largest gaps)")
     a = ap.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tiny, size = a.tiny, 64 if a.tiny else 512
@@ -163,6 +211,9 @@ def main() -> int:
                 gen(PROMPTS[0])
                 gaps = [y - x for x, y in zip(stamps, stamps[1:])]
                 rows[-1]["s_per_step"] = round(statistics.median(gaps), 4) if gaps else None
+                if a.profile_step and dev.type == "cuda":
+                    rows[-1]["step_profile"] = profile_step(pipe, dev, size)
+                    print(json.dumps({"name": name, "step_profile": rows[-1]["step_profile"]}), flush=True)
                 del pipe, dit
                 if dev.type == "cuda":
                     torch.cuda.empty_cache()

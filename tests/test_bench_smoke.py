@@ -170,3 +170,18 @@ def test_compile_blocks_makes_room_for_many_sizes_and_dtypes(monkeypatch):
     monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 200)
     perf.compile_blocks(dit)
     assert torch._dynamo.config.recompile_limit == 200
+
+
+def test_step_timeline_splits_a_step_into_busy_and_idle():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_e2e import step_timeline
+
+    k = [(0, 1, "spin_kernel"), (10, 11, "spin_kernel"),  # markers after steps 1 and 2
+         (12, 30, "nvjet_gemm"), (25, 40, "triton_fused_x"),  # overlapping: busy 12..40
+         (45, 50, "cudnn_flash_sdpa"), (60, 61, "spin_kernel"), (70, 80, "nvjet_gemm")]
+    t = step_timeline(k, "spin")
+    assert t["step_ms"] == pytest.approx(0.049)  # from the 2nd marker's end (11) to the 3rd's start (60)
+    assert t["busy_ms"] == pytest.approx(0.033) and t["idle_ms"] == pytest.approx(0.016)
+    assert t["kernels"] == 3 and t["by_class_ms"]["gemm"] == pytest.approx(0.018)
+    assert t["largest_gaps"][0] == (0.01, "cudnn_flash_sdpa", "(step end)")
+    assert step_timeline(k[:2], "spin") == {}
