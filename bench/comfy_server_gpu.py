@@ -438,7 +438,8 @@ def main() -> int:
             rows += run_server(a, base, None, [mode], mem, cold="page+inductor")
         if a.cold_restart_mode:
             rows += run_server(a, base, None, [a.cold_restart_mode], mem, cold="page")
-        rows += run_server(a, base, None, [m for m in a.modes.split(",") if m], mem)
+        if a.modes:
+            rows += run_server(a, base, None, [m for m in a.modes.split(",") if m], mem)
         if a.restart_modes:
             rows += run_server(a, base, None, a.restart_modes.split(","), mem)
         for usable in [float(u) for u in a.usable_gib.split(",") if u] if not a.tiny else []:
