@@ -44,8 +44,10 @@ def build(path: str, weight_dtype: str, attention: str = "auto", compile: bool =
 
 
 def load_handle(path: str, weight_dtype: str, name: str, attention: str = "auto", compile: bool = False):
+    # A compiled model gets the plain ModelPatcher, as core's TorchCompileModel does (runtime.patcher_class).
     return MofoModelHandle.wrap(build(path, weight_dtype, attention, compile), name,
-                                rebuild=lambda device: build(path, weight_dtype, attention, compile, device))
+                                rebuild=lambda device: build(path, weight_dtype, attention, compile, device),
+                                dynamic=not compile)
 
 
 def _perf_inputs():
@@ -54,7 +56,8 @@ def _perf_inputs():
                        tooltip="attention kernel; auto = the fastest measured for this GPU (plain SDPA on CPU)"),
         io.Boolean.Input("compile", default=False,
                          tooltip="torch.compile the repeated blocks (CUDA): ~1.35x faster after ~20 s of warm-up "
-                         "(~10 s from the cache)"),
+                         "(~10 s from the cache). Like core's TorchCompileModel, a compiled model skips dynamic "
+                         "VRAM: it is loaded whole when it fits, else partly"),
     ]
 
 

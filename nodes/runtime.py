@@ -16,9 +16,15 @@ from ..mofo_core import MofoDiT, rgb_depth_preview, tokens_to_latent
 log = logging.getLogger(__name__)
 
 
-def patcher_class():
-    # CoreModelPatcher is what core models use (ModelPatcherDynamic under dynamic VRAM, from ~0.12);
-    # older ComfyUI only has ModelPatcher. Looked up at call time because main.py rebinds it at start-up.
+def patcher_class(dynamic: bool = True):
+    """The ModelPatcher class for a model. CoreModelPatcher is what core models use (ModelPatcherDynamic under
+    dynamic VRAM, from ~0.12); older ComfyUI only has ModelPatcher. Looked up at call time because main.py rebinds
+    it at start-up. `dynamic=False` is the plain ModelPatcher, what core gives a model that is to be compiled
+    (comfy_extras/nodes_torch_compile.py: `model.clone(disable_dynamic=True)`): dynamic VRAM fetches each weight
+    through comfy-aimdo inside the forward, a graph break for torch.compile in every layer (seen on a server:
+    comfy_aimdo/model_vbar.py), which made the first compiled bf16 image 123 s from a cold start."""
+    if not dynamic:
+        return comfy.model_patcher.ModelPatcher
     return getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
 
 
@@ -31,11 +37,13 @@ class MofoModelHandle:
     # builds the same DiT again for another device: (device) -> MofoDiT (CFG-parallel replicas)
     rebuild: Callable[[torch.device], MofoDiT] | None = None
     replicas: dict = field(default_factory=dict)  # str(device) -> ModelPatcher of a replica, kept across runs
+    dynamic: bool = True  # False: the plain ModelPatcher (compiled models; see patcher_class)
 
     @classmethod
-    def wrap(cls, dit: MofoDiT, name: str, rebuild=None) -> MofoModelHandle:
-        patcher = patcher_class()(dit, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
-        return cls(patcher, name, rebuild)
+    def wrap(cls, dit: MofoDiT, name: str, rebuild=None, dynamic: bool = True) -> MofoModelHandle:
+        patcher = patcher_class(dynamic)(dit, load_device=mm.get_torch_device(),
+                                         offload_device=mm.unet_offload_device())
+        return cls(patcher, name, rebuild, dynamic=dynamic)
 
     def replica_patchers(self, gpus: int) -> list:
         """ModelPatchers of DiT replicas on the next `gpus - 1` devices ComfyUI knows (built once, then kept and
@@ -54,7 +62,8 @@ class MofoModelHandle:
         for dev in others[: gpus - 1]:
             if str(dev) not in self.replicas:
                 dit = self.rebuild(dev)
-                self.replicas[str(dev)] = patcher_class()(dit, load_device=dev, offload_device=mm.unet_offload_device())
+                self.replicas[str(dev)] = patcher_class(self.dynamic)(dit, load_device=dev,
+                                                                      offload_device=mm.unet_offload_device())
             out.append(self.replicas[str(dev)])
         return out
 

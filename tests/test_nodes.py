@@ -409,3 +409,22 @@ def test_sampler_masks_keep_the_latents_outside_and_warn_on_a_resized_mask(env):
     assert plain.ui is None  # unconnected masks: the reference behaviour, no note
     with pytest.raises(ValueError, match="rgb_mask is connected but rgb_latent is not"):
         run(nodes, "MofoSampler", **{**kw, "rgb_latent": None}, rgb_mask=rgb_mask)
+
+
+def test_a_compiled_model_skips_dynamic_vram_like_core_compile(env, monkeypatch):
+    """Core's TorchCompileModel clones with disable_dynamic=True; under dynamic VRAM every layer's weight fetch
+    is a graph break. So compile -> the plain ModelPatcher, otherwise CoreModelPatcher (dynamic where it is on)."""
+    import comfy.model_patcher
+
+    class DynamicPatcher(comfy.model_patcher.ModelPatcher):  # stands for ModelPatcherDynamic
+        pass
+
+    monkeypatch.setattr(comfy.model_patcher, "CoreModelPatcher", DynamicPatcher)
+    _, nodes = env
+    kw = dict(model_name="mofo_tiny/model.safetensors", weight_dtype="default")
+    (plain,) = run(nodes, "MofoModelLoader", **kw)
+    (compiled,) = run(nodes, "MofoModelLoader", compile=True, **kw)
+    assert type(plain.patcher) is DynamicPatcher
+    assert type(compiled.patcher) is comfy.model_patcher.ModelPatcher
+    assert compiled.dit.single_blocks[0]._compiled_call_impl is not None  # nn.Module.compile() was applied
+    assert plain.dit.single_blocks[0]._compiled_call_impl is None
