@@ -264,7 +264,9 @@ def run_server(a, base: Path, usable: float | None, modes: list[str], mem: GpuMe
                     f.write(json.dumps(res) + "\n")
         log = server.log()
         tag = "all" if usable is None else str(int(usable))
-        (Path(a.out) / f"comfyui_{tag}{'_' + cold.replace('+', '_') if cold else ''}.log").write_text(log[-200_000:])
+        if cold:  # one server per cold mode: name the log after it
+            tag += "_" + "_".join(x.replace("+", "_") for x in (cold, modes[0]))
+        (Path(a.out) / f"comfyui_{tag}.log").write_text(log[-200_000:])
         rows.append({"server": True, "ready_s": round(server.ready_s, 1), "usable_gib": usable, "cold": cold,
                      "dynamic_vram": "DynamicVRAM support detected and enabled" in log,
                      "lazy_layers_loaded": "bench: lazy comfy.ops layers loaded" in log,
