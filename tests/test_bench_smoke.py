@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -185,3 +186,21 @@ def test_step_timeline_splits_a_step_into_busy_and_idle():
     assert t["kernels"] == 3 and t["by_class_ms"]["gemm"] == pytest.approx(0.018)
     assert t["largest_gaps"][0] == (0.01, "cudnn_flash_sdpa", "(step end)")
     assert step_timeline(k[:2], "spin") == {}
+
+
+def test_depth_decoder_blocks_compile_once():
+    """Every depth-decoder block gets the same input layout, so compiled they share one graph (the first block
+    used to get a strided view of the joint sequence: a second compile of the same code, seen on the H200)."""
+    from torch._dynamo.testing import CompileCounter
+
+    dit = mc.build_dit(dataclasses.replace(mc.config.tiny(), depth_decoder_num_layers=3))
+    counter = CompileCounter()
+    torch._dynamo.reset()
+    for block in dit.depth_decoder_blocks:
+        block.compile(backend=counter, dynamic=False)
+    x = (torch.randn(2, 16, 128), torch.randn(2, 16, 256), torch.randn(2, 8, dit.config.context_in_dim),
+         torch.rand(2), torch.rand(2))  # batch 2, as a batched CFG step
+    with torch.no_grad():
+        dit.predict(*x, 4, 4)
+    torch._dynamo.reset()
+    assert counter.frame_count == 1
