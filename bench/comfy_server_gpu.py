@@ -14,8 +14,7 @@
 3. Queues `workflows/mofo_text_to_rgbd_pointcloud.json` (converted with the server's /object_info) once per
    weight mode, listening on the websocket: seconds per sampler step (from the progress messages' values: ComfyUI
    sends at most one per 100 ms, see `step_rate`), the whole run (queue -> success) and the peak GPU memory in
-   use (nvidia-smi, whole device) are recorded; the PNG, 16-bit depth
-   and PLY it writes are checked.
+   use (nvidia-smi, whole device) are recorded; the PNG, 16-bit depth and PLY it writes are checked.
    Cold starts come first (`--cold-modes`): each mode in a fresh server after the model files are evicted from
    the page cache and inductor's on-disk cache is emptied; `first_image_s` runs from the server's process start
    to its image written (load from disk + compile + generate). `--cold-restart-mode` then does the same with

@@ -22,7 +22,8 @@ def patcher_class(dynamic: bool = True):
     it at start-up. `dynamic=False` is the plain ModelPatcher, what core gives a model that is to be compiled
     (comfy_extras/nodes_torch_compile.py: `model.clone(disable_dynamic=True)`): dynamic VRAM fetches each weight
     through comfy-aimdo inside the forward, a graph break for torch.compile in every layer (seen on a server:
-    comfy_aimdo/model_vbar.py), which made the first compiled bf16 image 123 s from a cold start."""
+    comfy_aimdo/model_vbar.py). Cold start to the first compiled bf16 image, queue -> done: 105.7 s with it,
+    71.9 s without (BENCHMARKS.md, runs 19-20)."""
     if not dynamic:
         return comfy.model_patcher.ModelPatcher
     return getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
