@@ -112,16 +112,22 @@ def text_to_rgbd():
     write_wf(g, "mofo_text_to_rgbd_pointcloud.json", "Modality Forcing: text -> RGB + depth + point cloud")
 
 
-def image_to_depth():
-    g = Graph()
-    m, c, v = models(g)
-    p, n = prompts(g, c, "", col=1)
+def letterboxed_image(g, v):
+    """LoadImage -> Mofo Fit Image (512², letterbox) -> VAEEncode, in column 2: the image-in start of i2d graphs."""
     li = g.add("LoadImage", ["example.png", "image"], 2, 0)
     fit = g.add("MofoFitImage", [512, 512, "letterbox"], 2, 1)
     g.link(li, "IMAGE", fit, "image")
     enc = g.add("VAEEncode", [], 2, 2)
     g.link(fit, "image", enc, "pixels")
     g.link(v, "VAE", enc, "vae")
+    return li, fit, enc
+
+
+def image_to_depth():
+    g = Graph()
+    m, c, v = models(g)
+    p, n = prompts(g, c, "", col=1)
+    li, fit, enc = letterboxed_image(g, v)
     s, k = sampler(g, m, p, n, "i2d", cfg=1.0, col=3)
     g.link(enc, "LATENT", k, "rgb_latent")
     g.group("3. Image -> depth (letterbox in, crop out)", [li, fit, enc, s, k], PURPLE)
@@ -143,12 +149,7 @@ def image_to_mesh():
     g = Graph()
     m, c, v = models(g)
     p, n = prompts(g, c, "", col=1)
-    li = g.add("LoadImage", ["example.png", "image"], 2, 0)
-    fit = g.add("MofoFitImage", [512, 512, "letterbox"], 2, 1)
-    g.link(li, "IMAGE", fit, "image")
-    enc = g.add("VAEEncode", [], 2, 2)
-    g.link(fit, "image", enc, "pixels")
-    g.link(v, "VAE", enc, "vae")
+    li, fit, enc = letterboxed_image(g, v)
     s, k = sampler(g, m, p, n, "i2d", cfg=1.0, col=3)
     g.link(enc, "LATENT", k, "rgb_latent")
     dd = g.add("MofoDepthDecode", ["grey", "per image"], 3, 2)
